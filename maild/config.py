@@ -1,0 +1,385 @@
+"""Configuration: one TOML file read once into frozen settings. Reads files and env.
+
+Every key of SPEC's configuration section is known here; an unknown key, a
+missing required key or a value of the wrong shape raises ConfigError naming
+the key, so the daemon stops at start with one line an admin can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from maild.domain import SlaPolicy, Urgency
+from maild.errors import ConfigError
+
+ENV_VAR = "MAILD_CONFIG"
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+@dataclass(frozen=True, slots=True)
+class HelpdeskSettings:
+    tag: str
+    language: str
+    accepted_domains: tuple[str, ...]
+    incident_address: str
+    request_address: str
+    pool_address: str
+    technicians: tuple[str, ...]
+    supervisors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    host: str
+    port: int
+    tls: bool
+    username: str
+    password: str
+    inbox: str
+    done_folder: str
+    quarantine_folder: str
+    poll_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpIntakeSettings:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int
+    starttls: bool
+    username: str
+    password: str
+    from_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_mail_bytes: int = 26214400
+    max_attachment_bytes: int = 20971520
+    max_parts: int = 500
+    max_mime_depth: int = 20
+    max_header_bytes: int = 262144
+    parse_seconds: int = 10
+    auto_answers_per_hour: int = 5
+    auto_answers_per_day: int = 20
+    handling_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    path: Path
+    helpdesk: HelpdeskSettings
+    imap: ImapSettings | None
+    smtp_intake: SmtpIntakeSettings | None
+    smtp: SmtpSettings | None
+    database_url: str
+    storage_dir: Path
+    sla: SlaPolicy
+    limits: Limits
+    trusted_authserv_ids: tuple[str, ...]
+    from_address: str  # From of everything maild sends
+
+
+def config_path(cli_value: str | None) -> Path:
+    """Pick the configuration file: --config, else MAILD_CONFIG, else ./maild.toml."""
+    if cli_value:
+        return Path(cli_value)
+    return Path(os.environ.get(ENV_VAR) or "maild.toml")
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate the configuration file at path."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("config", f"no configuration file at {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    return parse_settings(raw, path.resolve().parent, path)
+
+
+def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
+    """Turn the TOML tables into Settings; base resolves relative paths."""
+    _only(raw, "", {"helpdesk", "imap", "smtp_intake", "smtp", "database",
+                    "storage", "sla", "limits", "security"})
+    helpdesk = _helpdesk(_table(raw, "helpdesk", required=True))
+    smtp = _smtp(_table(raw, "smtp"), base) if "smtp" in raw else None
+    database = _table(raw, "database")
+    _only(database, "database", {"url"})
+    storage = _table(raw, "storage")
+    _only(storage, "storage", {"dir"})
+    security = _table(raw, "security")
+    _only(security, "security", {"trusted_authserv_ids"})
+    return Settings(
+        path=path,
+        helpdesk=helpdesk,
+        imap=_imap(_table(raw, "imap"), base) if "imap" in raw else None,
+        smtp_intake=_intake(_table(raw, "smtp_intake")) if "smtp_intake" in raw
+        else None,
+        smtp=smtp,
+        database_url=_database_url(_str(database, "database.url",
+                                        "sqlite:///maild.db"), base),
+        storage_dir=base / _str(storage, "storage.dir", "var"),
+        sla=_sla(_table(raw, "sla")),
+        limits=_limits(_table(raw, "limits")),
+        trusted_authserv_ids=_strs(security, "security.trusted_authserv_ids", ()),
+        from_address=smtp.from_address if smtp else helpdesk.incident_address,
+    )
+
+
+def _helpdesk(t: Mapping[str, Any]) -> HelpdeskSettings:
+    _only(t, "helpdesk", {"tag", "language", "accepted_domains", "incident_address",
+                          "request_address", "pool_address", "technicians",
+                          "supervisors"})
+    tag = _str(t, "helpdesk.tag", "HD")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", tag):
+        raise ConfigError("helpdesk.tag", "letters, digits, - and _ only, 1-16")
+    language = _str(t, "helpdesk.language", "fr")
+    if language not in ("fr", "en"):
+        raise ConfigError("helpdesk.language", "must be fr or en")
+    domains = _strs(t, "helpdesk.accepted_domains", None)
+    if not domains:
+        raise ConfigError("helpdesk.accepted_domains", "name at least one domain")
+    incident = _address(t, "helpdesk.incident_address", None)
+    return HelpdeskSettings(
+        tag=tag,
+        language=language,
+        accepted_domains=tuple(d.lower() for d in domains),
+        incident_address=incident,
+        request_address=_address(t, "helpdesk.request_address", incident),
+        pool_address=_address(t, "helpdesk.pool_address", None),
+        technicians=tuple(_addr(a, "helpdesk.technicians")
+                          for a in _strs(t, "helpdesk.technicians", ())),
+        supervisors=tuple(_addr(a, "helpdesk.supervisors")
+                          for a in _strs(t, "helpdesk.supervisors", ())),
+    )
+
+
+def _imap(t: Mapping[str, Any], base: Path) -> ImapSettings:
+    _only(t, "imap", {"host", "port", "tls", "username", "password", "password_file",
+                      "inbox", "done_folder", "quarantine_folder", "poll_seconds"})
+    tls = _bool(t, "imap.tls", True)
+    return ImapSettings(
+        host=_str(t, "imap.host", "127.0.0.1"),
+        port=_int(t, "imap.port", 993 if tls else 143, 1, 65535),
+        tls=tls,
+        username=_str(t, "imap.username", None),
+        password=_secret(t, "imap", base),
+        inbox=_str(t, "imap.inbox", "INBOX"),
+        done_folder=_str(t, "imap.done_folder", "maild/done"),
+        quarantine_folder=_str(t, "imap.quarantine_folder", "maild/quarantine"),
+        poll_seconds=_int(t, "imap.poll_seconds", 60, 1, 86400),
+    )
+
+
+def _intake(t: Mapping[str, Any]) -> SmtpIntakeSettings:
+    _only(t, "smtp_intake", {"listen"})
+    listen = _str(t, "smtp_intake.listen", "127.0.0.1:2525")
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("smtp_intake.listen", "must be HOST:PORT")
+    return SmtpIntakeSettings(host=host.strip("[]") or "127.0.0.1", port=int(port))
+
+
+def _smtp(t: Mapping[str, Any], base: Path) -> SmtpSettings:
+    _only(t, "smtp", {"host", "port", "starttls", "username", "password",
+                      "password_file", "from_address"})
+    return SmtpSettings(
+        host=_str(t, "smtp.host", "127.0.0.1"),
+        port=_int(t, "smtp.port", 25, 1, 65535),
+        starttls=_bool(t, "smtp.starttls", False),
+        username=_str(t, "smtp.username", ""),
+        password=_secret(t, "smtp", base),
+        from_address=_address(t, "smtp.from_address", None),
+    )
+
+
+def _sla(t: Mapping[str, Any]) -> SlaPolicy:
+    _only(t, "sla", {"callback", "timezone", "business_hours", "business_days",
+                     "holidays", "reminder_at", "reannounce_every", "pdr_retry_after",
+                     "auto_close_after", "digest_at"})
+    callback = t.get("callback", {})
+    if not isinstance(callback, dict):
+        raise ConfigError("sla.callback", "must be a table such as { high = \"1h\" }")
+    _only(callback, "sla.callback", {"high", "medium", "low"})
+    defaults = {Urgency.HIGH: "1h", Urgency.MEDIUM: "4h", Urgency.LOW: "8h"}
+    timezone = _str(t, "sla.timezone", "Europe/Paris")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("sla.timezone", f"unknown time zone {timezone!r}") from None
+    start, end = _hours(_str(t, "sla.business_hours", "08:00-18:00"))
+    reminder_at = t.get("reminder_at", 0.75)
+    if not isinstance(reminder_at, int | float) or not 0 < reminder_at < 1:
+        raise ConfigError("sla.reminder_at", "must be a number between 0 and 1")
+    return SlaPolicy(
+        callback={u: _duration({u.value: callback.get(u.value, d)},
+                               u.value, d, "sla.callback.")
+                  for u, d in defaults.items()},
+        timezone=timezone,
+        business_start=start,
+        business_end=end,
+        business_days=_days(_str(t, "sla.business_days", "mon-fri")),
+        holidays=_str(t, "sla.holidays", "FR"),
+        reminder_at=float(reminder_at),
+        reannounce_every=_duration(t, "reannounce_every", "30m"),
+        pdr_retry_after=_duration(t, "pdr_retry_after", "2h"),
+        auto_close_after=_duration(t, "auto_close_after", "7d"),
+        digest_at=_clock(_str(t, "sla.digest_at", "08:30"), "sla.digest_at"),
+    )
+
+
+def _limits(t: Mapping[str, Any]) -> Limits:
+    defaults = Limits()
+    _only(t, "limits", set(Limits.__dataclass_fields__))
+    values = {name: _int(t, f"limits.{name}", getattr(defaults, name), 1, 2**40)
+              for name in Limits.__dataclass_fields__}
+    return Limits(**values)
+
+
+def _database_url(url: str, base: Path) -> str:
+    """Resolve a relative SQLite path from the configuration file's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url != "sqlite:///:memory:":
+        rest = url[len(prefix):]
+        if not rest.startswith("/"):
+            return prefix + str(base / rest)
+    elif not url.startswith(("sqlite", "postgresql")):
+        raise ConfigError("database.url", "must start with sqlite:/// or postgresql")
+    return url
+
+
+def _secret(t: Mapping[str, Any], section: str, base: Path) -> str:
+    if "password_file" in t:
+        path = base / _str(t, f"{section}.password_file", None)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{section}.password_file",
+                              f"cannot read {path}: {exc.strerror}") from None
+    return _str(t, f"{section}.password", "")
+
+
+def _table(raw: Mapping[str, Any], key: str, *, required: bool = False
+           ) -> Mapping[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(key, "missing section")
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+def _only(t: Mapping[str, Any], section: str, allowed: set[str]) -> None:
+    for key in t:
+        if key not in allowed:
+            name = f"{section}.{key}" if section else key
+            raise ConfigError(name, "unknown key")
+
+
+def _leaf(name: str) -> str:
+    return name.rpartition(".")[2]
+
+
+def _str(t: Mapping[str, Any], name: str, default: str | None) -> str:
+    value = t.get(_leaf(name), default)
+    if value is None:
+        raise ConfigError(name, "missing")
+    if not isinstance(value, str):
+        raise ConfigError(name, "must be a string")
+    return value
+
+
+def _strs(t: Mapping[str, Any], name: str, default: tuple[str, ...] | None
+          ) -> tuple[str, ...]:
+    value = t.get(_leaf(name), default)
+    if value is None:
+        raise ConfigError(name, "missing")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(name, "must be a list of strings")
+    return tuple(value)
+
+
+def _int(t: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = t.get(_leaf(name), default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, "must be a whole number")
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}")
+    return value
+
+
+def _bool(t: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = t.get(_leaf(name), default)
+    if not isinstance(value, bool):
+        raise ConfigError(name, "must be true or false")
+    return value
+
+
+def _addr(value: str, name: str) -> str:
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value.strip()):
+        raise ConfigError(name, f"{value!r} is not a mail address")
+    return value.strip().lower()
+
+
+def _address(t: Mapping[str, Any], name: str, default: str | None) -> str:
+    return _addr(_str(t, name, default), name)
+
+
+def _duration(t: Mapping[str, Any], key: str, default: str, prefix: str = "sla."
+              ) -> timedelta:
+    value = t.get(key, default)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(prefix + key, "must be a duration such as 30m, 4h or 7d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _clock(value: str, name: str) -> time:
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:  # noqa: PLR2004
+        raise ConfigError(name, "must be a time such as 08:30")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _hours(value: str) -> tuple[time, time]:
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise ConfigError("sla.business_hours", "must be HH:MM-HH:MM")
+    first = _clock(start, "sla.business_hours")
+    last = _clock(end, "sla.business_hours")
+    if last <= first:
+        raise ConfigError("sla.business_hours", "must end after it starts")
+    return first, last
+
+
+def _days(value: str) -> frozenset[int]:
+    days: set[int] = set()
+    for part in value.lower().replace(" ", "").split(","):
+        first, sep, last = part.partition("-")
+        if first not in _DAYS or (sep and last not in _DAYS):
+            raise ConfigError("sla.business_days", "such as mon-fri or mon,wed,fri")
+        lo, hi = _DAYS.index(first), _DAYS.index(last if sep else first)
+        if hi < lo:
+            raise ConfigError("sla.business_days", "a range must go forward")
+        days.update(range(lo, hi + 1))
+    return frozenset(days)

@@ -1,0 +1,247 @@
+"""Domain values shared by every step: tickets, people, mails, outcomes. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+
+
+class TicketType(StrEnum):
+    INCIDENT = "incident"
+    REQUEST = "request"
+
+    @property
+    def letter(self) -> str:
+        return "I" if self is TicketType.INCIDENT else "S"
+
+
+class TicketState(StrEnum):
+    NEW = "new"  # in the pool
+    IN_PROGRESS = "in_progress"  # claimed by an owner
+    RESOLVED = "resolved"  # waiting for the requester's verdict
+    CLOSED = "closed"
+
+
+class Urgency(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class CloseReason(StrEnum):
+    ACCEPTED = "accepted"
+    CANCELLED = "cancelled"
+    AUTO_CLOSED = "auto_closed"
+
+
+class EventKind(StrEnum):
+    CREATED = "created"
+    NOTIFIED = "notified"
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    ASSIGNED = "assigned"
+    CALL = "call"
+    PDR = "pdr"
+    TASK = "task"
+    NOTE = "note"
+    COMMENT = "comment"
+    RESOLVED = "resolved"
+    REFUSED = "refused"
+    ACCEPTED = "accepted"
+    RATED = "rated"
+    CANCELLED = "cancelled"
+    REMINDER = "reminder"
+    BREACH = "breach"
+    REANNOUNCED = "reannounced"
+    AUTO_CLOSED = "auto_closed"
+    COMMAND_REFUSED = "command_refused"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+
+
+class Role(StrEnum):
+    REQUESTER = "requester"
+    BENEFICIARY = "beneficiary"
+    WATCHER = "watcher"
+    TECHNICIAN = "technician"
+    SUPERVISOR = "supervisor"
+
+
+class Audience(StrEnum):
+    """Who a notification is written for; picks the template variant."""
+
+    REQUESTER = "requester"  # requester, beneficiary and watchers
+    POOL = "pool"  # the technicians' pool address
+    OWNER = "owner"
+    SUPERVISOR = "supervisor"
+    SENDER = "sender"  # whoever wrote the mail being answered
+
+
+class MailDisposition(StrEnum):
+    """Where a handled mail ends: it decides the IMAP folder."""
+
+    DONE = "done"  # a ticket, an event on a ticket, or ignored with a reason
+    QUARANTINED = "quarantined"
+
+
+class IgnoreReason(StrEnum):
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    LIST = "list"
+    LOOP = "loop"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    address: str  # lower-cased addr-spec
+
+    def formatted(self) -> str:
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str  # the sender's name: metadata only, never a path
+    content_type: str
+    data: bytes
+    is_inline: bool = False
+    content_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AutoSignals:
+    """Headers that mark a mail as written by a machine (RFC 3834 and friends)."""
+
+    auto_submitted: str = ""  # value of Auto-Submitted, lower-cased; "no" is human
+    precedence: str = ""  # bulk | junk | list | ...
+    has_x_autoreply: bool = False  # X-Autoreply, X-Autorespond, X-Auto-Response-Suppress
+    list_id: str = ""  # List-Id or List-Unsubscribe present
+    is_null_return_path: bool = False  # Return-Path: <> or empty envelope sender
+    is_delivery_report: bool = False  # multipart/report; report-type=delivery-status
+    is_maild_loop: bool = False  # our own loop header came back
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMail:
+    """Everything later steps need from a mail, so nothing re-reads its bytes."""
+
+    message_id: str  # without angle brackets; "" when absent
+    sender: Person  # From
+    reply_to: tuple[Person, ...]
+    subject: str  # decoded, line breaks removed
+    text: str  # the plain text body (HTML-only mail converted)
+    to: tuple[Person, ...]
+    cc: tuple[Person, ...]
+    envelope_sender: str | None  # SMTP MAIL FROM / Return-Path; "" is the null path
+    envelope_recipients: tuple[str, ...]  # SMTP RCPT TO, when known
+    delivered_to: tuple[str, ...]  # Delivered-To and X-Original-To
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    auto: AutoSignals
+    is_high_importance: bool  # Importance: high, X-Priority 1/2, Priority: urgent
+    authentication_results: tuple[str, ...]
+    attachments: tuple[Attachment, ...]
+    raw_size: int
+    content_hash: str  # sha256 of the bytes without trace headers
+    date: datetime | None = None
+
+    @property
+    def thread_refs(self) -> tuple[str, ...]:
+        return self.in_reply_to + self.references
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFields:
+    """What the `Key: value` lines at the top of a new ticket's body said."""
+
+    application: str = ""
+    urgency: Urgency | None = None
+    beneficiary: Person | None = None
+    phone: str = ""
+    ticket_type: TicketType | None = None
+    description: str = ""  # the body without the field lines
+
+
+@dataclass(frozen=True, slots=True)
+class TicketNumber:
+    ticket_type: TicketType
+    day: str  # yymmdd in the calendar's time zone
+    sequence: int
+
+    def __str__(self) -> str:
+        return f"{self.ticket_type.letter}{self.day}_{self.sequence:04d}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMail:
+    """A notification rendered and ready to queue; the Message-ID is fixed here."""
+
+    message_id: str  # without angle brackets
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    ticket_number: str = ""
+    audience: Audience = Audience.REQUESTER
+    is_capped: bool = False  # goes to people outside the staff: answer caps apply
+    extra_headers: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class SlaPolicy:
+    """The call-back SLA and its business calendar, as configured."""
+
+    callback: dict[Urgency, timedelta]  # business time per urgency
+    timezone: str = "Europe/Paris"
+    business_start: time = time(8, 0)
+    business_end: time = time(18, 0)
+    business_days: frozenset[int] = frozenset({0, 1, 2, 3, 4})  # Monday is 0
+    holidays: str = "FR"  # country code, "" for none
+    reminder_at: float = 0.75
+    reannounce_every: timedelta = timedelta(minutes=30)
+    pdr_retry_after: timedelta = timedelta(hours=2)
+    auto_close_after: timedelta = timedelta(days=7)
+    digest_at: time = time(8, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    """What a notification may say about a ticket; built by core/notify.py."""
+
+    number: str
+    ticket_type: TicketType
+    status: TicketState
+    subject: str
+    description: str
+    requester: Person
+    beneficiary: Person
+    application: str
+    urgency: Urgency
+    phone: str
+    owner: str | None
+    created_at: datetime
+    callback_due_at: datetime | None
+    watchers: tuple[Person, ...] = ()
+    attachment_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A mail to write: which template, for whom, about what. Rendered by adapters.
+
+    template + audience pick `templates/<lang>/<template>.<audience>.{txt,html}.j2`.
+    """
+
+    template: str  # e.g. "confirmation", "announcement"
+    audience: Audience
+    to: tuple[str, ...]
+    ticket: TicketView | None = None
+    text: str = ""  # a comment, a reason, free text the template shows
+    lines: tuple[str, ...] = ()  # e.g. a transcript, one line per command
+    note: str = ""  # a short remark, e.g. why a beneficiary was not taken
+    in_reply_to: str = ""  # Message-ID of the mail being answered
+    is_capped: bool = False  # to people outside the staff: answer caps apply
