@@ -245,3 +245,19 @@ class Notification:
     note: str = ""  # a short remark, e.g. why a beneficiary was not taken
     in_reply_to: str = ""  # Message-ID of the mail being answered
     is_capped: bool = False  # to people outside the staff: answer caps apply
+
+
+@dataclass(frozen=True, slots=True)
+class MailOrigin:
+    """Where a mail came from: its place in a mailbox, or the SMTP envelope.
+
+    An IMAP mail is known by (source, uidvalidity, uid); any mail also by the
+    hash of its bytes without trace headers.
+    """
+
+    source: str  # "imap:<user>/<mailbox>", "smtp" or "replay"
+    uidvalidity: int | None = None
+    uid: int | None = None
+    envelope_sender: str | None = None  # MAIL FROM; "" is the null return path
+    envelope_recipients: tuple[str, ...] = ()
+    size: int | None = None  # as announced by the server (RFC822.SIZE)
