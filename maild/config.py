@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from maild.core.sla import BusinessCalendar
 from maild.domain import SlaPolicy, Urgency
 from maild.errors import ConfigError
 
@@ -229,7 +230,7 @@ def _sla(t: Mapping[str, Any]) -> SlaPolicy:
     reminder_at = t.get("reminder_at", 0.75)
     if not isinstance(reminder_at, int | float) or not 0 < reminder_at < 1:
         raise ConfigError("sla.reminder_at", "must be a number between 0 and 1")
-    return SlaPolicy(
+    policy = SlaPolicy(
         callback={u: _duration({u.value: callback.get(u.value, d)},
                                u.value, d, "sla.callback.")
                   for u, d in defaults.items()},
@@ -244,6 +245,11 @@ def _sla(t: Mapping[str, Any]) -> SlaPolicy:
         auto_close_after=_duration(t, "auto_close_after", "7d"),
         digest_at=_clock(_str(t, "sla.digest_at", "08:30"), "sla.digest_at"),
     )
+    try:
+        BusinessCalendar.from_policy(policy)
+    except ValueError as exc:
+        raise ConfigError("sla.holidays", str(exc)) from None
+    return policy
 
 
 def _limits(t: Mapping[str, Any]) -> Limits:

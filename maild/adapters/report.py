@@ -1,0 +1,128 @@
+"""Read models for the command line: tickets and statistics as JSON-ready data.
+
+I/O (database reads). The shapes are SPEC's command-line contract: keys are
+added as features land, never renamed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from statistics import median
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from maild.adapters.models import MailRow, TicketRow
+from maild.adapters.outbox import outbox_counts
+from maild.adapters.store import (
+    MailState,
+    Store,
+    attachments_of,
+    events_of,
+    watchers_of,
+)
+from maild.domain import TicketState, Urgency
+
+Json = dict[str, Any]
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def ticket_json(session: Session, row: TicketRow) -> Json:
+    """One ticket as in `maild tickets list --json`."""
+    return {
+        "number": row.number,
+        "type": row.ticket_type,
+        "status": row.status,
+        "subject": row.subject,
+        "requester": {"name": row.requester_name, "address": row.requester_address},
+        "beneficiary": {"name": row.beneficiary_name,
+                        "address": row.beneficiary_address},
+        "application": row.application,
+        "urgency": row.urgency,
+        "phone": row.phone,
+        "owner": row.owner,
+        "created_at": iso(row.created_at),
+        "callback_due_at": iso(row.callback_due_at),
+        "first_call_at": iso(row.first_call_at),
+        "callback_met": row.callback_met,
+        "resolved_at": iso(row.resolved_at),
+        "closed_at": iso(row.closed_at),
+        "close_reason": row.close_reason,
+        "rating": None if row.rating_score is None else {
+            "score": row.rating_score, "comment": row.rating_comment or ""},
+        "watchers": [w.address for w in watchers_of(session, row.id)],
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size,
+             "sha256": a.sha256, "inline": a.is_inline}
+            for a in attachments_of(session, row.id)],
+    }
+
+
+def list_tickets(store: Store, status: TicketState | None) -> list[Json]:
+    with store.reading() as session:
+        stmt = select(TicketRow).order_by(TicketRow.id)
+        if status is not None:
+            stmt = stmt.where(TicketRow.status == status.value)
+        return [ticket_json(session, row) for row in session.execute(stmt).scalars()]
+
+
+def show_ticket(store: Store, number: str) -> Json | None:
+    with store.reading() as session:
+        row = session.execute(select(TicketRow).where(
+            TicketRow.number == number.upper())).scalar_one_or_none()
+        if row is None:
+            return None
+        data = ticket_json(session, row)
+        data["description"] = row.description
+        data["events"] = [
+            {"kind": e.kind, "actor": e.actor, "at": iso(e.at), "text": e.text,
+             "message_id": e.message_id, "internal": e.is_internal}
+            for e in events_of(session, row.id)]
+        return data
+
+
+def stats(store: Store) -> Json:
+    """The figures of `maild stats --json`."""
+    with store.reading() as session:
+        backlog = {state.value: 0 for state in TicketState}
+        for state, count in session.execute(
+                select(TicketRow.status, func.count()).group_by(TicketRow.status)):
+            backlog[state] = int(count)
+        quarantine = session.execute(select(func.count()).select_from(MailRow).where(
+            MailRow.state == MailState.QUARANTINED.value)).scalar_one()
+        ignored = session.execute(select(func.count()).select_from(MailRow).where(
+            MailRow.state == MailState.IGNORED.value)).scalar_one()
+        callback = _callback(session)
+        rated = session.execute(select(func.count(TicketRow.rating_score),
+                                       func.avg(TicketRow.rating_score))).one()
+        resolve_minutes = [
+            (r - c).total_seconds() / 60 for c, r in session.execute(
+                select(TicketRow.created_at, TicketRow.resolved_at)
+                .where(TicketRow.resolved_at.is_not(None)))]
+    outbox = outbox_counts(store)
+    return {
+        "backlog": backlog,
+        "callback": callback,
+        "rating": {"count": int(rated[0]),
+                   "mean": float(rated[1]) if rated[1] is not None else None},
+        "median_minutes": {"to_claim": None, "to_first_call": None,
+                           "to_resolve": median(resolve_minutes)
+                           if resolve_minutes else None},
+        "outbox": {"pending": outbox["pending"], "failed": outbox["failed"]},
+        "quarantine": int(quarantine),
+        "ignored": int(ignored),
+    }
+
+
+def _callback(session: Session) -> Json:
+    result = {u.value: {"met": 0, "missed": 0, "pending": 0} for u in Urgency}
+    for urgency, met, count in session.execute(
+            select(TicketRow.urgency, TicketRow.callback_met, func.count())
+            .group_by(TicketRow.urgency, TicketRow.callback_met)):
+        key = "pending" if met is None else "met" if met else "missed"
+        result[urgency][key] += int(count)
+    return result

@@ -1,0 +1,169 @@
+"""Command line: run | check-config | db | tickets | stats | replay. I/O.
+
+Output meant for machines is JSON on stdout with `--json`; errors are one
+line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from maild import daemon
+from maild.adapters import report
+from maild.adapters.database import upgrade
+from maild.config import Settings, config_path, load_settings
+from maild.domain import MailOrigin, TicketState
+from maild.errors import ConfigError, MaildError
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the maild command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(config_path(args.config))
+        return int(args.func(settings, args))
+    except ConfigError as exc:
+        print(f"maild: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MaildError as exc:
+        print(f"maild: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maild", description=__doc__)
+    parser.add_argument("--config", help="configuration file (default: $MAILD_CONFIG,"
+                        " else ./maild.toml)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the daemon").set_defaults(func=_run)
+    commands.add_parser("check-config", help="validate the configuration"
+                        ).set_defaults(func=_check_config)
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="migrate to the newest schema").set_defaults(
+        func=_db_upgrade)
+    tickets = commands.add_parser("tickets", help="list and show tickets"
+                                  ).add_subparsers(required=True, metavar="ACTION")
+    listing = tickets.add_parser("list", help="list tickets")
+    listing.add_argument("--status", choices=[s.value for s in TicketState])
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_tickets_list)
+    show = tickets.add_parser("show", help="one ticket with its history")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_tickets_show)
+    stats = commands.add_parser("stats", help="backlog, SLA, outbox, quarantine")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=_stats)
+    replay = commands.add_parser("replay", help="handle a saved mail as if it "
+                                 "had arrived")
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--to", action="append", default=[],
+                        help="envelope recipient (default: the incident address)")
+    replay.set_defaults(func=_replay)
+    return parser
+
+
+def _run(settings: Settings, _args: argparse.Namespace) -> int:
+    return daemon.run(settings)
+
+
+def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
+    intakes = [name for name, on in (("smtp", settings.smtp_intake),
+                                     ("imap", settings.imap)) if on]
+    relay = (f"relay {settings.smtp.host}:{settings.smtp.port}" if settings.smtp
+             else f"kept as .eml under {settings.storage_dir / 'outbox'}")
+    print(f"{settings.path}: OK (intake: {', '.join(intakes) or 'none'}; "
+          f"outbound mail: {relay})")
+    return 0
+
+
+def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def _tickets_list(settings: Settings, args: argparse.Namespace) -> int:
+    store = daemon.open_store(settings, migrate=True)
+    status = TicketState(args.status) if args.status else None
+    rows = report.list_tickets(store, status)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(rows, ("number", "status", "urgency", "owner", "subject"))
+    return 0
+
+
+def _tickets_show(settings: Settings, args: argparse.Namespace) -> int:
+    store = daemon.open_store(settings, migrate=True)
+    ticket = report.show_ticket(store, args.number)
+    if ticket is None:
+        print(f"maild: no ticket {args.number}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(ticket)
+        return 0
+    for key in ("number", "type", "status", "subject", "urgency", "owner",
+                "created_at", "callback_due_at"):
+        print(f"{key:16} {ticket[key] if ticket[key] is not None else '-'}")
+    print(f"{'requester':16} {ticket['requester']['address']}")
+    print(f"{'beneficiary':16} {ticket['beneficiary']['address']}")
+    print()
+    print(ticket["description"])
+    print()
+    _print_table(ticket["events"], ("at", "kind", "actor", "text"))
+    return 0
+
+
+def _stats(settings: Settings, _args: argparse.Namespace) -> int:
+    _print_json(report.stats(daemon.open_store(settings, migrate=True)))
+    return 0
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        raw = args.file.read_bytes()
+    except OSError as exc:
+        print(f"maild: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    parts = daemon.build(settings, parse_workers=1)
+    try:
+        recipients = tuple(a.lower() for a in args.to) or (
+            settings.helpdesk.incident_address,)
+        handler = daemon.SafeHandler(parts, lambda: None)
+        disposition = handler.handle(raw, MailOrigin(
+            source="replay", envelope_recipients=recipients))
+        parts.outbox.deliver_due()
+    finally:
+        parts.close()
+    print(disposition.value)
+    return 0
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in
+              enumerate(columns)]
+    widths = [min(w, 60) for w in widths]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return " ".join(str(value).split())

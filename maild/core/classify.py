@@ -1,0 +1,150 @@
+"""Classification: InboundMail -> what kind of mail it is. Pure; runs first.
+
+Machine-written mail (loops, bounces, auto-replies, list traffic) is recognised
+before anything else, so that no ticket is opened and nothing is answered for
+it. Then threading: thread headers naming a message we sent, then the subject
+tag; otherwise a new ticket, if the sender may open one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from maild.core.numbering import number_in_subject
+from maild.domain import IgnoreReason, InboundMail, TicketType
+
+_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.I)
+_LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+
+
+@dataclass(frozen=True, slots=True)
+class HelpdeskPolicy:
+    """The installation's addresses and rules that classification needs."""
+
+    tag: str
+    accepted_domains: tuple[str, ...]
+    incident_address: str
+    request_address: str
+    own_message_id_domain: str  # the right-hand side of our Message-IDs
+
+
+class ThreadLookup(Protocol):
+    def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> str | None:
+        """Return the number of the ticket a message we sent belongs to."""
+
+    def ticket_exists(self, number: str) -> bool:
+        """Tell whether a ticket with this number exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    ticket_type: TicketType
+    is_type_from_address: bool  # False: one address serves both; Type: decides
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    ticket_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    reason: IgnoreReason
+    ticket_number: str | None  # the ticket it concerns, where known
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outsider:
+    detail: str
+
+
+Classification = NewTicket | Reply | Ignored | Outsider
+
+
+def classify(mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
+             ) -> Classification:
+    """Say what mail is: machine mail, a reply, a new ticket or an outsider's."""
+    ticket = _thread(mail, policy, lookup)
+    machine = _machine_mail(mail, policy)
+    if machine is not None:
+        reason, detail = machine
+        return Ignored(reason, ticket, detail)
+    if ticket is not None:
+        return Reply(ticket)
+    if not is_accepted(mail.sender.address, policy.accepted_domains):
+        return Outsider(f"sender {mail.sender.address or '(none)'} is not in an "
+                        "accepted domain")
+    return _new_ticket(mail, policy)
+
+
+def is_accepted(address: str, accepted_domains: tuple[str, ...]) -> bool:
+    """Tell whether address belongs to one of the accepted domains."""
+    _, at, domain = address.lower().rpartition("@")
+    if not at or not domain:
+        return False
+    for pattern in accepted_domains:
+        if pattern == "*" or domain == pattern:
+            return True
+        if pattern.startswith("*.") and domain.endswith(pattern[1:]):
+            return True
+    return False
+
+
+def _machine_mail(mail: InboundMail, policy: HelpdeskPolicy
+                  ) -> tuple[IgnoreReason, str] | None:
+    auto = mail.auto
+    if auto.is_maild_loop or mail.message_id.endswith("@" + policy.own_message_id_domain):
+        return IgnoreReason.LOOP, "our own mail came back"
+    if auto.is_delivery_report:
+        return IgnoreReason.BOUNCE, "delivery status report"
+    if _BOUNCE_SENDERS.match(mail.sender.address):
+        return IgnoreReason.BOUNCE, f"sent by {mail.sender.address}"
+    if auto.is_null_return_path:
+        return IgnoreReason.BOUNCE, "null return path"
+    if auto.auto_submitted and auto.auto_submitted != "no":
+        return IgnoreReason.AUTO_REPLY, f"Auto-Submitted: {auto.auto_submitted}"
+    if auto.has_x_autoreply:
+        return IgnoreReason.AUTO_REPLY, "X-Autoreply header"
+    if auto.precedence in _LIST_PRECEDENCE:
+        return IgnoreReason.LIST, f"Precedence: {auto.precedence}"
+    if auto.precedence == "auto_reply":
+        return IgnoreReason.AUTO_REPLY, "Precedence: auto_reply"
+    if auto.list_id:
+        return IgnoreReason.LIST, "mailing list traffic"
+    return None
+
+
+def _thread(mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
+            ) -> str | None:
+    if mail.thread_refs:
+        number = lookup.ticket_for_message_ids(mail.thread_refs)
+        if number is not None:
+            return number
+    number = number_in_subject(mail.subject, policy.tag)
+    if number is not None and lookup.ticket_exists(number):
+        return number
+    return None
+
+
+def _new_ticket(mail: InboundMail, policy: HelpdeskPolicy) -> NewTicket:
+    incident, request = policy.incident_address, policy.request_address
+    if incident == request:
+        return NewTicket(TicketType.INCIDENT, is_type_from_address=False)
+    for candidates in _recipient_layers(mail):
+        if incident in candidates:
+            return NewTicket(TicketType.INCIDENT, is_type_from_address=True)
+        if request in candidates:
+            return NewTicket(TicketType.REQUEST, is_type_from_address=True)
+    return NewTicket(TicketType.INCIDENT, is_type_from_address=False)
+
+
+def _recipient_layers(mail: InboundMail) -> tuple[frozenset[str], ...]:
+    """Envelope first, then Delivered-To/X-Original-To, then To and Cc."""
+    return (
+        frozenset(a.lower() for a in mail.envelope_recipients),
+        frozenset(a.lower() for a in mail.delivered_to),
+        frozenset(p.address for p in mail.to + mail.cc),
+    )

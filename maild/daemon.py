@@ -1,0 +1,153 @@
+"""The daemon: wiring, loops, signals, and the one catch-all around a message.
+
+Builds the adapters from Settings, starts the intakes (SMTP and/or IMAP) and
+the outbox sender, and stops them on SIGTERM/SIGINT: the mail in hand is
+finished, the outbox flushed as far as it goes, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+from maild.adapters.blobs import BlobStore
+from maild.adapters.database import is_sqlite, make_engine, upgrade
+from maild.adapters.mailer import EmlDirectory, SmtpRelay, build_message
+from maild.adapters.outbox import Mailer, OutboxSender
+from maild.adapters.parse_worker import ParserPool
+from maild.adapters.smtp_intake import SmtpIntake
+from maild.adapters.store import Store
+from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
+from maild.config import Settings
+from maild.core.parse import ParseLimits
+from maild.domain import MailDisposition, MailOrigin
+from maild.errors import TransientError
+from maild.service import Clock, Service
+
+log = logging.getLogger(__name__)
+
+STOP_SECONDS = 20
+
+
+def system_clock() -> datetime:
+    """The wall clock, aware, in UTC: the one place the daemon reads time."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Parts:
+    """Everything the daemon and the CLI build from Settings."""
+
+    settings: Settings
+    store: Store
+    parser: ParserPool
+    service: Service
+    outbox: OutboxSender
+
+    def close(self) -> None:
+        self.parser.close()
+        self.store.engine.dispose()
+
+
+def open_store(settings: Settings, *, migrate: bool) -> Store:
+    """Connect to the database (migrating SQLite when asked) and the blobs."""
+    if migrate and is_sqlite(settings.database_url):
+        settings.storage_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database_url)
+    return Store(make_engine(settings.database_url),
+                 BlobStore(settings.storage_dir / "blobs"))
+
+
+def build(settings: Settings, clock: Clock = system_clock, *, migrate: bool = True,
+          parse_workers: int = 2) -> Parts:
+    """Wire the service and its adapters from settings."""
+    store = open_store(settings, migrate=migrate)
+    limits = settings.limits
+    parser = ParserPool(
+        ParseLimits(max_attachment_bytes=limits.max_attachment_bytes,
+                    max_parts=limits.max_parts, max_mime_depth=limits.max_mime_depth,
+                    max_header_bytes=limits.max_header_bytes),
+        parse_seconds=limits.parse_seconds, workers=parse_workers)
+    helpdesk = settings.helpdesk
+    renderer = TemplateRenderer(
+        TEMPLATE_DIR, helpdesk.language, helpdesk.tag,
+        HelpdeskAddresses(helpdesk.incident_address, helpdesk.request_address,
+                          helpdesk.pool_address, settings.sla.timezone))
+    service = Service(settings, store, parser, renderer, build_message, clock)
+    mailer: Mailer = (SmtpRelay(settings.smtp) if settings.smtp
+                      else EmlDirectory(settings.storage_dir / "outbox"))
+    outbox = OutboxSender(store, mailer, settings.from_address, clock)
+    return Parts(settings, store, parser, service, outbox)
+
+
+class SafeHandler:
+    """Handles one message; the only place a bug in handling is caught."""
+
+    def __init__(self, parts: Parts, after: Callable[[], None]) -> None:
+        self.parts = parts
+        self.after = after
+
+    def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition:
+        try:
+            disposition = self.parts.service.handle(raw, origin)
+        except TransientError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one catch-all (STYLE)
+            log.error("handling failed, mail quarantined: %s", exc, exc_info=True)
+            disposition = self.parts.service.quarantine(
+                raw, origin, f"internal error: {type(exc).__name__}")
+        self.after()
+        return disposition
+
+
+def run(settings: Settings, clock: Clock = system_clock,
+        stop: threading.Event | None = None) -> int:
+    """Run the daemon until stop is set or a signal arrives; return the exit code."""
+    stop = stop or threading.Event()
+    parts = build(settings, clock)
+    handler = SafeHandler(parts, parts.outbox.wakeup.set)
+    if threading.current_thread() is threading.main_thread():
+        _on_signals(stop)
+    threads = [threading.Thread(target=parts.outbox.run, args=(stop,),
+                                name="outbox", daemon=True)]
+    intake = None
+    if settings.smtp_intake is not None:
+        helpdesk = settings.helpdesk
+        intake = SmtpIntake(handler, settings.smtp_intake.host,
+                            settings.smtp_intake.port,
+                            frozenset({helpdesk.incident_address,
+                                       helpdesk.request_address}),
+                            settings.limits.max_mail_bytes)
+        intake.start()
+    if settings.imap is not None:
+        from maild.adapters.imap_intake import ImapIntake  # noqa: PLC0415
+
+        imap = ImapIntake(settings.imap, handler)
+        threads.append(threading.Thread(target=imap.run, args=(stop,), name="imap",
+                                        daemon=True))
+    for thread in threads:
+        thread.start()
+    log.info("maild running")
+    stop.wait()
+    log.info("maild stopping")
+    if intake is not None:
+        intake.stop()
+    parts.outbox.wakeup.set()
+    for thread in threads:
+        thread.join(STOP_SECONDS)
+    parts.close()
+    return 0
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s received", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
