@@ -275,7 +275,7 @@ class Service:
         """Drop the addresses an automatic answer may not reach; record each."""
         if not notification.is_capped:
             return notification.to
-        staff = self.staff_addresses()
+        staff = self.staff_addresses(tx.staff())
         kept: list[str] = []
         for address in notification.to:
             if address in staff:
@@ -293,10 +293,11 @@ class Service:
                 kept.append(address)
         return tuple(kept)
 
-    def staff_addresses(self) -> frozenset[str]:
+    def staff_addresses(self, added: dict[str, str]) -> frozenset[str]:
+        """Staff from the configuration and those added with the CLI."""
         helpdesk = self.settings.helpdesk
         return frozenset((*helpdesk.technicians, *helpdesk.supervisors,
-                          helpdesk.pool_address, *self.store.staff()))
+                          helpdesk.pool_address, *added))
 
 
 def ticket_view(row: TicketRow, watchers: tuple[Person, ...] | list[Person],

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maild.adapters.blobs import BlobStore
+from maild.adapters.database import WRITE_OPTION
 from maild.adapters.models import (
     AttachmentRow,
     AutoAnswerRow,
@@ -123,6 +124,9 @@ class Tx:
         row.state, row.reason, row.ticket_id, row.handled_at = (
             state.value, reason, ticket_id, now)
 
+    def staff(self) -> dict[str, str]:
+        return staff_roles(self.session)
+
     def ticket_by_number(self, number: str) -> TicketRow | None:
         return self.session.execute(
             select(TicketRow).where(TicketRow.number == number)).scalar_one_or_none()
@@ -133,12 +137,14 @@ class Store:
         self.engine = engine
         self.blobs = blobs
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """Open a write transaction; commit at the end, roll back on error."""
         try:
-            with self._sessions() as session, session.begin():
+            with self._write_sessions() as session, session.begin():
                 yield Tx(session, self.blobs)
         except OperationalError as exc:
             raise StoreUnavailable(str(exc.orig)) from exc
@@ -189,8 +195,7 @@ class Store:
 
     def staff(self) -> dict[str, str]:
         with self.reading() as session:
-            return {r.address: r.role for r in session.execute(select(StaffRow))
-                    .scalars()}
+            return staff_roles(session)
 
 
 def _find_mail(session: Session, origin: MailOrigin, content_hash: str
@@ -222,3 +227,8 @@ def attachments_of(session: Session, ticket_id: int) -> list[AttachmentRow]:
 def events_of(session: Session, ticket_id: int) -> list[EventRow]:
     return list(session.execute(select(EventRow).where(
         EventRow.ticket_id == ticket_id).order_by(EventRow.id)).scalars())
+
+
+def staff_roles(session: Session) -> dict[str, str]:
+    """Technicians and supervisors added with the CLI, by address."""
+    return {r.address: r.role for r in session.execute(select(StaffRow)).scalars()}
