@@ -1,0 +1,225 @@
+"""Notify step: render a Notification into subject, text and HTML. Reads template files.
+
+Templates live in `<template_dir>/<language>/<template>.<audience>.{txt,html}.j2`.
+The text template sets the subject with `{% set subject %}…{% endset %}`; the
+renderer prefixes it with `[TAG NUMBER]` when there is a ticket, removes every
+line break from it and caps its length. HTML templates are autoescaped: no
+value taken from a mail may ever go through `|safe`.
+
+Filters available to templates:
+- `when`: an aware datetime shown in the helpdesk's time zone, in the language
+  ("lundi 30 novembre 2026 à 11:30", "Monday 30 November 2026, 11:30");
+- `label`: the word for a TicketType, Urgency or TicketState in the language;
+- `person`: a Person as "Name <address>" (or the bare address).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from maild.domain import Notification, Person, TicketState, TicketType, Urgency
+
+TEMPLATE_DIR: Final = Path(__file__).resolve().parents[2] / "templates"
+LANGUAGES: Final = ("fr", "en")
+SUBJECT_MAX: Final = 200
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# Every character Python's str.splitlines() treats as a line boundary, and NUL.
+_BREAKS = re.compile(r"[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00]")
+_SPACES = re.compile(r"\s+")
+
+_DAYS: Final = {
+    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+    "en": (
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ),
+}
+_MONTHS: Final = {
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
+_LABELS: Final[dict[str, dict[StrEnum, str]]] = {
+    "fr": {
+        TicketType.INCIDENT: "incident",
+        TicketType.REQUEST: "demande",
+        Urgency.LOW: "basse",
+        Urgency.MEDIUM: "moyenne",
+        Urgency.HIGH: "haute",
+        TicketState.NEW: "nouveau",
+        TicketState.IN_PROGRESS: "en cours",
+        TicketState.RESOLVED: "résolu",
+        TicketState.CLOSED: "clos",
+    },
+    "en": {
+        TicketType.INCIDENT: "incident",
+        TicketType.REQUEST: "service request",
+        Urgency.LOW: "low",
+        Urgency.MEDIUM: "medium",
+        Urgency.HIGH: "high",
+        TicketState.NEW: "new",
+        TicketState.IN_PROGRESS: "in progress",
+        TicketState.RESOLVED: "resolved",
+        TicketState.CLOSED: "closed",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HelpdeskAddresses:
+    """What templates say about the helpdesk itself."""
+
+    incident_address: str
+    request_address: str
+    pool_address: str
+    timezone: str = "Europe/Paris"  # times are shown in this zone
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMail:
+    subject: str  # final: tagged, one line, capped
+    text: str
+    html: str
+
+
+class TemplateRenderer:
+    """Render notifications with the templates of one language."""
+
+    def __init__(
+        self, template_dir: Path, language: str, tag: str, helpdesk: HelpdeskAddresses
+    ) -> None:
+        if language not in LANGUAGES:
+            raise ValueError(f"no templates for language {language!r}")
+        self._language = language
+        self._tag = tag
+        self._helpdesk = helpdesk
+        self._zone = ZoneInfo(helpdesk.timezone)
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(template_dir / language),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html.j2",), default_for_string=False
+            ),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["when"] = self.format_time
+        self._env.filters["label"] = self.label
+        self._env.filters["person"] = format_person
+
+    def render(self, notification: Notification) -> RenderedMail:
+        """Render the subject, text and HTML of one notification."""
+        stem = _stem(notification)
+        context = self._context(notification)
+        module = self._env.get_template(f"{stem}.txt.j2").make_module(context)
+        raw_subject = getattr(module, "subject", None)
+        if raw_subject is None:
+            raise jinja2.TemplateRuntimeError(f"{stem}.txt.j2 sets no subject")
+        number = notification.ticket.number if notification.ticket else ""
+        subject = tagged_subject(self._tag, number, str(raw_subject))
+        html = self._env.get_template(f"{stem}.html.j2").render(
+            context, mail_subject=subject
+        )
+        return RenderedMail(subject=subject, text=str(module), html=html)
+
+    def format_time(self, moment: datetime) -> str:
+        """Show an instant in the helpdesk's zone, written out in the language."""
+        if moment.tzinfo is None:  # stored naive means UTC
+            moment = moment.replace(tzinfo=UTC)
+        local = moment.astimezone(self._zone)
+        day = _DAYS[self._language][local.weekday()]
+        month = _MONTHS[self._language][local.month - 1]
+        clock = f"{local.hour:02d}:{local.minute:02d}"
+        if self._language == "fr":
+            number = "1er" if local.day == 1 else str(local.day)
+            return f"{day} {number} {month} {local.year} à {clock}"
+        return f"{day} {local.day} {month} {local.year}, {clock}"
+
+    def label(self, value: StrEnum) -> str:
+        """Name a ticket type, urgency or state in the language."""
+        return _LABELS[self._language].get(value, str(value))
+
+    def _context(self, notification: Notification) -> dict[str, Any]:
+        ticket = notification.ticket
+        return {
+            "ticket": ticket,
+            "tag": self._tag,
+            "ticket_tag": f"[{self._tag} {ticket.number}]" if ticket else "",
+            "text": notification.text,
+            "lines": notification.lines,
+            "note": notification.note,
+            "to": notification.to,
+            "helpdesk": self._helpdesk,
+            "language": self._language,
+        }
+
+
+def tagged_subject(tag: str, number: str, text: str) -> str:
+    """Build the one-line subject `[TAG NUMBER] text`, capped at SUBJECT_MAX."""
+    prefix = f"[{tag} {number}] " if number else ""
+    clean = one_line(text)
+    if prefix and clean.startswith(prefix):  # the template already wrote it
+        clean = clean[len(prefix) :]
+    room = SUBJECT_MAX - len(prefix)
+    if len(clean) > room:
+        clean = clean[: room - 1].rstrip() + "…"
+    return (prefix + clean).strip()
+
+
+def one_line(value: str) -> str:
+    """Replace every line break (and NUL) by a space and collapse the spaces."""
+    return _SPACES.sub(" ", _BREAKS.sub(" ", value)).strip()
+
+
+def format_person(person: Person) -> str:
+    """Write a person as `Name <address>`, or the bare address without a name."""
+    name = one_line(person.name)
+    return f"{name} <{person.address}>" if name else person.address
+
+
+def _stem(notification: Notification) -> str:
+    # Names come from core/notify.py, not from mail; checked so that a slip can
+    # never reach outside the template folder.
+    if not _NAME.fullmatch(notification.template):
+        raise ValueError(f"bad template name {notification.template!r}")
+    return f"{notification.template}.{notification.audience.value}"
