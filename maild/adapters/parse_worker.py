@@ -1,0 +1,168 @@
+"""Parse step, run safely: parse_mail in worker processes. Does I/O (processes, pipes).
+
+A pathological mail must not take the daemon down, so parsing runs in a small
+pool of worker processes ('forkserver' context: never fork a threaded daemon).
+Each worker's address space is capped; a parse that overruns its time gets
+its worker killed and replaced (ParseTimeout), a worker that dies is replaced
+too (UnparseableMail). The mail's bytes go to the worker over a pipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import resource
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+
+from maild.core.parse import ParseLimits, parse_mail
+from maild.domain import InboundMail
+from maild.errors import MailRejected, ParseTimeout, UnparseableMail
+
+log = logging.getLogger(__name__)
+
+ParseFunction = Callable[[bytes, str | None, tuple[str, ...], ParseLimits], InboundMail]
+_STOP_SECONDS = 5.0
+_START_SECONDS = 60.0
+
+
+def _serve(
+    conn: Connection, target: ParseFunction, limits: ParseLimits, memory: int | None
+) -> None:
+    """Worker loop: one request in, one answer out, until the pipe closes."""
+    if memory is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    conn.send("ready")  # imports done: from now on only parsing is timed
+    while True:
+        try:
+            sender, recipients = conn.recv()
+            raw = conn.recv_bytes()
+        except EOFError:
+            return  # the pool closed the pipe: stop
+        try:
+            answer: InboundMail | MailRejected = target(raw, sender, recipients, limits)
+        except MailRejected as exc:
+            answer = exc
+        conn.send(answer)
+
+
+class _Worker:
+    def __init__(self, context: ForkServerContext, args: tuple[object, ...]) -> None:
+        self.conn, child_conn = context.Pipe()
+        self.process: BaseProcess = context.Process(
+            target=_serve, args=(child_conn, *args), name="maild-parser", daemon=True
+        )
+        self.process.start()
+        child_conn.close()
+        try:
+            if not self.conn.poll(_START_SECONDS):
+                raise EOFError  # treated as a worker that could not start
+            self.conn.recv()
+        except (EOFError, OSError):
+            self.stop(kill=True)
+            code = self.process.exitcode
+            raise UnparseableMail(
+                f"parser worker failed to start: exit code {code}"
+            ) from None
+
+    def stop(self, *, kill: bool) -> None:
+        self.conn.close()  # a healthy worker sees EOF and returns
+        if kill:
+            self.process.kill()
+        self.process.join(_STOP_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class ParserPool:
+    """Parse mails in worker processes; thread-safe; use as a context manager."""
+
+    def __init__(
+        self,
+        limits: ParseLimits,
+        parse_seconds: float,
+        workers: int = 2,
+        memory_bytes: int | None = 1_073_741_824,
+        target: ParseFunction = parse_mail,
+    ) -> None:
+        self._context = multiprocessing.get_context("forkserver")
+        self._args = (target, limits, memory_bytes)
+        self._parse_seconds = parse_seconds
+        self._size = workers
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._is_closed = False
+        try:
+            for _ in range(workers):
+                self._idle.put(_Worker(self._context, self._args))
+        except UnparseableMail:
+            while not self._idle.empty():  # stop the ones that did start
+                self._idle.get().stop(kill=False)
+            raise
+
+    def parse(
+        self,
+        raw: bytes,
+        envelope_sender: str | None = None,
+        envelope_recipients: tuple[str, ...] = (),
+    ) -> InboundMail:
+        """Parse one mail in a free worker; raise MailRejected on failure."""
+        worker = self._idle.get()
+        try:
+            answer = self._ask(worker, raw, envelope_sender, envelope_recipients)
+        except (ParseTimeout, UnparseableMail):
+            worker.stop(kill=True)
+            worker = _Worker(self._context, self._args)
+            raise
+        finally:
+            self._idle.put(worker)
+        if isinstance(answer, MailRejected):
+            raise answer
+        return answer
+
+    def _ask(
+        self,
+        worker: _Worker,
+        raw: bytes,
+        sender: str | None,
+        recipients: tuple[str, ...],
+    ) -> InboundMail | MailRejected:
+        pid = worker.process.pid
+        try:
+            worker.conn.send((sender, recipients))
+            worker.conn.send_bytes(raw)
+            if not worker.conn.poll(self._parse_seconds):
+                log.warning(
+                    "parser worker %s overran %s s: killed", pid, self._parse_seconds
+                )
+                raise ParseTimeout(f"parsing took longer than {self._parse_seconds} s")
+            answer: InboundMail | MailRejected = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.process.join(_STOP_SECONDS)
+            code = worker.process.exitcode
+            log.warning("parser worker %s died with exit code %s", pid, code)
+            raise UnparseableMail(f"parser worker died: exit code {code}") from None
+        return answer
+
+    def close(self) -> None:
+        """Stop every worker, waiting for parses in progress to finish."""
+        if self._is_closed:
+            return
+        self._is_closed = True
+        for _ in range(self._size):
+            self._idle.get().stop(kill=False)
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
