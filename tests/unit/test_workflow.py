@@ -1,0 +1,112 @@
+"""core/workflow.py: the ticket state machine (SPEC "States")."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from maild.core.workflow import allowed_in, is_transition, next_state, state_after
+from maild.domain import EventKind, TicketState
+from maild.errors import InvalidTransition
+
+S = TicketState
+E = EventKind
+
+TRANSITIONS = [
+    (S.NEW, E.CLAIMED, S.IN_PROGRESS),
+    (S.NEW, E.ASSIGNED, S.IN_PROGRESS),
+    (S.IN_PROGRESS, E.ASSIGNED, S.IN_PROGRESS),
+    (S.IN_PROGRESS, E.RELEASED, S.NEW),
+    (S.IN_PROGRESS, E.RESOLVED, S.RESOLVED),
+    (S.RESOLVED, E.REFUSED, S.IN_PROGRESS),
+    (S.RESOLVED, E.ACCEPTED, S.CLOSED),
+    (S.RESOLVED, E.AUTO_CLOSED, S.CLOSED),
+    (S.NEW, E.CANCELLED, S.CLOSED),
+    (S.IN_PROGRESS, E.CANCELLED, S.CLOSED),
+]
+_KNOWN = {(state, event) for state, event, _ in TRANSITIONS}
+
+
+@pytest.mark.parametrize(("state", "event", "after"), TRANSITIONS)
+def test_transition(state: TicketState, event: EventKind, after: TicketState) -> None:
+    assert next_state(state, event) is after
+    assert state_after(state, event) is after
+    assert allowed_in(state, event)
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [pair for pair in itertools.product(TicketState, EventKind) if pair not in _KNOWN],
+)
+def test_any_other_pair_is_no_transition(state: TicketState, event: EventKind) -> None:
+    with pytest.raises(InvalidTransition) as caught:
+        next_state(state, event)
+    assert (caught.value.state, caught.value.event) == (state, event)
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [
+        (S.NEW, E.RESOLVED),  # claim first: "CLAIM\nRESOLVED" does both
+        (S.IN_PROGRESS, E.CLAIMED),
+        (S.RESOLVED, E.CANCELLED),
+        (S.CLOSED, E.REFUSED),
+        (S.CLOSED, E.CANCELLED),
+        (S.NEW, E.ACCEPTED),
+        (S.RESOLVED, E.ASSIGNED),
+    ],
+)
+def test_spec_refusals(state: TicketState, event: EventKind) -> None:
+    assert not allowed_in(state, event)
+    with pytest.raises(InvalidTransition):
+        state_after(state, event)
+
+
+STAYING = {
+    E.CALL: {S.IN_PROGRESS},
+    E.PDR: {S.IN_PROGRESS},
+    E.TASK: {S.IN_PROGRESS},
+    E.NOTE: set(TicketState),
+    E.COMMENT: set(TicketState),
+    E.RATED: {S.RESOLVED, S.CLOSED},
+    E.NOTIFIED: set(TicketState),
+    E.COMMAND_REFUSED: set(TicketState),
+    E.AUTO_REPLY: set(TicketState),
+    E.BOUNCE: set(TicketState),
+    E.REMINDER: {S.NEW, S.IN_PROGRESS},
+    E.BREACH: {S.NEW, S.IN_PROGRESS},
+    E.REANNOUNCED: {S.NEW},
+    E.CREATED: set(),
+}
+
+
+@pytest.mark.parametrize(
+    ("state", "event"), list(itertools.product(TicketState, list(STAYING)))
+)
+def test_event_that_does_not_move_the_ticket(
+    state: TicketState, event: EventKind
+) -> None:
+    fits = state in STAYING[event]
+    assert allowed_in(state, event) is fits
+    if fits:
+        assert state_after(state, event) is state
+    else:
+        with pytest.raises(InvalidTransition):
+            state_after(state, event)
+
+
+@pytest.mark.parametrize("event", list(EventKind))
+def test_is_transition(event: EventKind) -> None:
+    assert is_transition(event) is any(event is known for _, known, _ in TRANSITIONS)
+
+
+def test_every_event_is_either_moving_or_staying() -> None:
+    assert {e for e in EventKind if not is_transition(e)} == set(STAYING)
+
+
+def test_claim_then_resolve_in_order() -> None:
+    state = S.NEW
+    for event in (E.CLAIMED, E.CALL, E.RESOLVED, E.REFUSED, E.RESOLVED, E.ACCEPTED):
+        state = state_after(state, event)
+    assert state is S.CLOSED
