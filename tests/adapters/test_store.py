@@ -1,0 +1,113 @@
+"""The store on SQLite and on a real PostgreSQL: migrations, numbering, mail records."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import select
+
+from maild.adapters.blobs import BlobStore
+from maild.adapters.database import alembic_config, make_engine, upgrade
+from maild.adapters.models import EventRow, TicketRow
+from maild.adapters.store import MailState, Store
+from maild.domain import MailOrigin
+
+NOW = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'maild.db'}"
+    return str(request.getfixturevalue("fresh_postgres_db"))
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    yield Store(engine, BlobStore(tmp_path / "blobs"))
+    engine.dispose()
+
+
+def test_migrations_reach_head_and_match_the_models(db_url: str) -> None:
+    upgrade(db_url)
+    command.check(alembic_config(db_url))  # raises when models and migrations differ
+    upgrade(db_url)  # a second run is a no-op
+
+
+def test_ticket_numbers_are_unique_under_concurrency(store: Store) -> None:
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        for _ in range(20):
+            with store.transaction() as tx:
+                value = tx.next_sequence("I261129")
+            with lock:
+                taken.append(value)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == list(range(1, 81))
+    with store.transaction() as tx:
+        assert tx.next_sequence("S261129") == 1  # one sequence per type and day
+
+
+def test_register_mail_counts_attempts_until_final(store: Store) -> None:
+    origin = MailOrigin(source="imap:hd/INBOX", uidvalidity=7, uid=42)
+    first = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw",
+                                NOW)
+    assert (first.state, first.attempts, first.is_new) == (MailState.PENDING, 1, True)
+    again = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw",
+                                NOW)
+    assert (again.id, again.attempts, again.is_new) == (first.id, 2, False)
+    with store.transaction() as tx:
+        tx.finish_mail(first.id, MailState.DONE, "ticket I261129_0001", None, NOW)
+    done = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw", NOW)
+    assert (done.state, done.attempts) == (MailState.DONE, 2)
+
+
+def test_same_bytes_elsewhere_are_the_same_mail(store: Store) -> None:
+    smtp = store.register_mail(MailOrigin(source="smtp"), "b" * 64, "", "", b"x", NOW)
+    retry = store.register_mail(MailOrigin(source="smtp"), "b" * 64, "", "", b"x", NOW)
+    assert retry.id == smtp.id
+    other = store.register_mail(MailOrigin(source="smtp"), "c" * 64, "", "", b"y", NOW)
+    assert other.id != smtp.id  # same Message-ID or not, other bytes: another mail
+
+
+def test_times_come_back_aware_and_equal(store: Store) -> None:
+    paris = timezone(timedelta(hours=1))
+    created = datetime(2026, 11, 29, 17, 30, tzinfo=paris)
+    with store.transaction() as tx:
+        row = TicketRow(
+            number="I261129_0001", token="t" * 24, ticket_type="incident",
+            status="new", subject="s", description="d", requester_name="",
+            requester_address="a@example.com", beneficiary_name="",
+            beneficiary_address="a@example.com", application="", urgency="medium",
+            phone="", owner=None, created_at=created, callback_due_at=None)
+        tx.add(row)
+        tx.add_event(EventRow(ticket_id=row.id, kind="created", actor="a", at=created,
+                              text="", message_id=None, is_internal=False))
+    with store.reading() as session:
+        stored = session.execute(select(TicketRow)).scalar_one()
+    assert stored.created_at == created
+    assert stored.created_at.tzinfo is not None
+
+
+def test_blobs_are_named_by_content(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    digest = blobs.put(b"hello")
+    assert blobs.put(b"hello") == digest
+    assert blobs.get(digest) == b"hello"
+    assert blobs.path_for(digest).is_relative_to(tmp_path)
+    with pytest.raises(ValueError, match="sha256"):
+        blobs.path_for("../../etc/passwd")
