@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol, assert_never
 
+from maild.adapters.mailer import valid_recipients
 from maild.adapters.models import EventRow, TicketRow, WatcherRow
 from maild.adapters.store import FINAL_STATES, MailRecord, MailState, Store, Tx
 from maild.config import Settings
@@ -139,15 +140,16 @@ class Service:
             case Ignored():
                 return self._ignore(record, mail, outcome, now)
             case Outsider():
-                return self._quarantine(record, f"outsider: {outcome.detail}", now)
+                return self._quarantine(record, f"outsider: {outcome.detail}", now,
+                                        mail)
             case _:
                 assert_never(outcome)
 
-    def _quarantine(self, record: MailRecord, reason: str, now: datetime
-                    ) -> MailDisposition:
+    def _quarantine(self, record: MailRecord, reason: str, now: datetime,
+                    mail: InboundMail | None = None) -> MailDisposition:
         log.warning("mail %s quarantined: %s", record.id, reason)
         with self.store.transaction() as tx:
-            tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now)
+            tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now, mail)
         return MailDisposition.QUARANTINED
 
     def _ignore(self, record: MailRecord, mail: InboundMail, outcome: Ignored,
@@ -162,7 +164,7 @@ class Service:
                             f"{outcome.reason}: {outcome.detail}", mail, record)
             tx.finish_mail(record.id, MailState.IGNORED,
                            f"{outcome.reason}: {outcome.detail}",
-                           ticket.id if ticket else None, now)
+                           ticket.id if ticket else None, now, mail)
         return MailDisposition.DONE
 
     def _record_reply(self, record: MailRecord, mail: InboundMail, outcome: Reply,
@@ -175,7 +177,7 @@ class Service:
                                 now, mail.text, mail, record, is_internal=True)
             tx.add_attachments(ticket.id, event.id, mail.attachments)
             tx.finish_mail(record.id, MailState.DONE,
-                           f"comment on {ticket.number}", ticket.id, now)
+                           f"comment on {ticket.number}", ticket.id, now, mail)
         return MailDisposition.DONE
 
     def _open_ticket(self, record: MailRecord, mail: InboundMail,
@@ -216,7 +218,7 @@ class Service:
                     opened, self.settings.helpdesk.pool_address):
                 self._enqueue(tx, notification, row, now)
             tx.finish_mail(record.id, MailState.DONE, f"ticket {row.number}",
-                           row.id, now)
+                           row.id, now, mail)
         log.info("ticket=%s opened msgid=%s", row.number, mail.message_id)
         return MailDisposition.DONE
 
@@ -255,7 +257,7 @@ class Service:
         if not to:
             return
         rendered = self.renderer.render(notification)
-        message_id = f"{ticket.token}.{secrets.token_hex(6)}@{self.message_domain}"
+        message_id = own_message_id(ticket.token, self.message_domain)
         outbound = OutboundMail(
             message_id=message_id, to=to, subject=rendered.subject,
             text=rendered.text, html=rendered.html,
@@ -273,11 +275,12 @@ class Service:
     def _within_caps(self, tx: Tx, notification: Notification, ticket: TicketRow,
                      now: datetime) -> tuple[str, ...]:
         """Drop the addresses an automatic answer may not reach; record each."""
+        addresses = valid_recipients(notification.to)
         if not notification.is_capped:
-            return notification.to
+            return addresses
         staff = self.staff_addresses(tx.staff())
         kept: list[str] = []
-        for address in notification.to:
+        for address in addresses:
             if address in staff:
                 kept.append(address)
                 continue
@@ -313,6 +316,11 @@ def ticket_view(row: TicketRow, watchers: tuple[Person, ...] | list[Person],
         owner=row.owner, created_at=row.created_at,
         callback_due_at=row.callback_due_at, watchers=tuple(watchers),
         attachment_names=tuple(attachment_names))
+
+
+def own_message_id(token: str, domain: str) -> str:
+    """A Message-ID for a mail about a ticket: its token, a random part, our domain."""
+    return f"{token}.{secrets.token_hex(6)}@{domain}"
 
 
 def _disposition(state: MailState) -> MailDisposition:

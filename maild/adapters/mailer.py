@@ -117,6 +117,9 @@ def build_message(
 def clean_header(value: str) -> str:
     """Replace line breaks and NUL by spaces, and unencodable characters by '?'."""
     text = value.encode("utf-8", "replace").decode("utf-8")
+    # A literal "=?...?=" from a mail would be decoded again as an encoded word
+    # when the header is folded; a word joiner keeps it plain text.
+    text = text.replace("=?", "=\u2060?")
     return _BREAKS.sub(" ", text).strip()
 
 

@@ -36,6 +36,9 @@ def _serve(
     """Worker loop: one request in, one answer out, until the pipe closes."""
     if memory is not None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # mail-parser warns about every MIME type it does not render; in a worker
+    # nothing configures logging, so those lines would reach stderr raw.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
     conn.send("ready")  # imports done: from now on only parsing is timed
     while True:
         try:

@@ -32,7 +32,7 @@ from maild.adapters.models import (
     TicketRow,
     WatcherRow,
 )
-from maild.domain import Attachment, MailOrigin, OutboundMail
+from maild.domain import Attachment, InboundMail, MailOrigin, OutboundMail
 from maild.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -117,12 +117,17 @@ class Tx:
                                        template=template, ticket_id=ticket_id))
 
     def finish_mail(self, mail_id: int, state: MailState, reason: str,
-                    ticket_id: int | None, now: datetime) -> None:
+                    ticket_id: int | None, now: datetime,
+                    mail: InboundMail | None = None) -> None:
+        """Record what became of a mail; it is final once committed."""
         row = self.session.get(MailRow, mail_id)
         if row is None:
             raise LookupError(mail_id)
         row.state, row.reason, row.ticket_id, row.handled_at = (
             state.value, reason, ticket_id, now)
+        if mail is not None:
+            row.message_id = mail.message_id[:998]
+            row.sender = mail.sender.address[:320]
 
     def staff(self) -> dict[str, str]:
         return staff_roles(self.session)

@@ -16,6 +16,7 @@ from maild.core.numbering import number_in_subject
 from maild.domain import IgnoreReason, InboundMail, TicketType
 
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.I)
+_OWN_ID = re.compile(r"[0-9a-f]{24}\.[0-9a-f]{12}")
 _LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 
 
@@ -96,7 +97,7 @@ def is_accepted(address: str, accepted_domains: tuple[str, ...]) -> bool:
 def _machine_mail(mail: InboundMail, policy: HelpdeskPolicy
                   ) -> tuple[IgnoreReason, str] | None:
     auto = mail.auto
-    if auto.is_maild_loop or mail.message_id.endswith("@" + policy.own_message_id_domain):
+    if auto.is_maild_loop or _is_own_message_id(mail.message_id, policy):
         return IgnoreReason.LOOP, "our own mail came back"
     if auto.is_delivery_report:
         return IgnoreReason.BOUNCE, "delivery status report"
@@ -115,6 +116,13 @@ def _machine_mail(mail: InboundMail, policy: HelpdeskPolicy
     if auto.list_id:
         return IgnoreReason.LIST, "mailing list traffic"
     return None
+
+
+def _is_own_message_id(message_id: str, policy: HelpdeskPolicy) -> bool:
+    """Our Message-IDs are `<24 hex token>.<12 hex>@<our domain>`."""
+    local, _, domain = message_id.rpartition("@")
+    return (domain.lower() == policy.own_message_id_domain.lower()
+            and _OWN_ID.fullmatch(local) is not None)
 
 
 def _thread(mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup

@@ -81,9 +81,13 @@ def test_auto_submitted_no_is_a_person() -> None:
 
 
 def test_our_own_message_id_coming_back_is_a_loop() -> None:
-    outcome = classify(make_mail(message_id="abc.123@example.com"), POLICY, THREADS)
+    own = "0123456789abcdef01234567.0123456789ab@example.com"
+    outcome = classify(make_mail(message_id=own), POLICY, THREADS)
     assert isinstance(outcome, Ignored)
     assert outcome.reason is IgnoreReason.LOOP
+    # Someone else's Message-ID on our domain is not a loop.
+    other = classify(make_mail(message_id="abc.123@example.com"), POLICY, THREADS)
+    assert isinstance(other, NewTicket)
 
 
 def test_auto_reply_to_a_ticket_names_the_ticket() -> None:
