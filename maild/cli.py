@@ -39,18 +39,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maild", description=__doc__)
-    parser.add_argument("--config", help="configuration file (default: $MAILD_CONFIG,"
-                        " else ./maild.toml)")
+    parser.add_argument(
+        "--config",
+        help="configuration file (default: $MAILD_CONFIG, else ./maild.toml)",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the daemon").set_defaults(func=_run)
-    commands.add_parser("check-config", help="validate the configuration"
-                        ).set_defaults(func=_check_config)
+    commands.add_parser("check-config", help="validate the configuration").set_defaults(
+        func=_check_config
+    )
     db = commands.add_parser("db", help="database schema").add_subparsers(
-        required=True, metavar="ACTION")
+        required=True, metavar="ACTION"
+    )
     db.add_parser("upgrade", help="migrate to the newest schema").set_defaults(
-        func=_db_upgrade)
-    tickets = commands.add_parser("tickets", help="list and show tickets"
-                                  ).add_subparsers(required=True, metavar="ACTION")
+        func=_db_upgrade
+    )
+    tickets = commands.add_parser(
+        "tickets", help="list and show tickets"
+    ).add_subparsers(required=True, metavar="ACTION")
     listing = tickets.add_parser("list", help="list tickets")
     listing.add_argument("--status", choices=[s.value for s in TicketState])
     listing.add_argument("--json", action="store_true")
@@ -62,11 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="backlog, SLA, outbox, quarantine")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=_stats)
-    replay = commands.add_parser("replay", help="handle a saved mail as if it "
-                                 "had arrived")
+    replay = commands.add_parser(
+        "replay", help="handle a saved mail as if it had arrived"
+    )
     replay.add_argument("file", type=Path)
-    replay.add_argument("--to", action="append", default=[],
-                        help="envelope recipient (default: the incident address)")
+    replay.add_argument(
+        "--to",
+        action="append",
+        default=[],
+        help="envelope recipient (default: the incident address)",
+    )
     replay.set_defaults(func=_replay)
     return parser
 
@@ -76,12 +87,20 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
-    intakes = [name for name, on in (("smtp", settings.smtp_intake),
-                                     ("imap", settings.imap)) if on]
-    relay = (f"relay {settings.smtp.host}:{settings.smtp.port}" if settings.smtp
-             else f"kept as .eml under {settings.storage_dir / 'outbox'}")
-    print(f"{settings.path}: OK (intake: {', '.join(intakes) or 'none'}; "
-          f"outbound mail: {relay})")
+    intakes = [
+        name
+        for name, on in (("smtp", settings.smtp_intake), ("imap", settings.imap))
+        if on
+    ]
+    relay = (
+        f"relay {settings.smtp.host}:{settings.smtp.port}"
+        if settings.smtp
+        else f"kept as .eml under {settings.storage_dir / 'outbox'}"
+    )
+    print(
+        f"{settings.path}: OK (intake: {', '.join(intakes) or 'none'}; "
+        f"outbound mail: {relay})"
+    )
     return 0
 
 
@@ -111,8 +130,16 @@ def _tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(ticket)
         return 0
-    for key in ("number", "type", "status", "subject", "urgency", "owner",
-                "created_at", "callback_due_at"):
+    for key in (
+        "number",
+        "type",
+        "status",
+        "subject",
+        "urgency",
+        "owner",
+        "created_at",
+        "callback_due_at",
+    ):
         print(f"{key:16} {ticket[key] if ticket[key] is not None else '-'}")
     print(f"{'requester':16} {ticket['requester']['address']}")
     print(f"{'beneficiary':16} {ticket['beneficiary']['address']}")
@@ -137,10 +164,12 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     parts = daemon.build(settings, parse_workers=1)
     try:
         recipients = tuple(a.lower() for a in args.to) or (
-            settings.helpdesk.incident_address,)
+            settings.helpdesk.incident_address,
+        )
         handler = daemon.SafeHandler(parts, lambda: None)
-        disposition = handler.handle(raw, MailOrigin(
-            source="replay", envelope_recipients=recipients))
+        disposition = handler.handle(
+            raw, MailOrigin(source="replay", envelope_recipients=recipients)
+        )
         parts.outbox.deliver_due()
     finally:
         parts.close()
@@ -155,8 +184,7 @@ def _print_json(value: Any) -> None:
 
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in
-              enumerate(columns)]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     widths = [min(w, 60) for w in widths]
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:

@@ -118,8 +118,21 @@ def load_settings(path: Path) -> Settings:
 
 def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
     """Turn the TOML tables into Settings; base resolves relative paths."""
-    _only(raw, "", {"helpdesk", "imap", "smtp_intake", "smtp", "database",
-                    "storage", "sla", "limits", "security"})
+    _only(
+        raw,
+        "",
+        {
+            "helpdesk",
+            "imap",
+            "smtp_intake",
+            "smtp",
+            "database",
+            "storage",
+            "sla",
+            "limits",
+            "security",
+        },
+    )
     helpdesk = _helpdesk(_table(raw, "helpdesk", required=True))
     smtp = _smtp(_table(raw, "smtp"), base) if "smtp" in raw else None
     database = _table(raw, "database")
@@ -132,11 +145,13 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
         path=path,
         helpdesk=helpdesk,
         imap=_imap(_table(raw, "imap"), base) if "imap" in raw else None,
-        smtp_intake=_intake(_table(raw, "smtp_intake")) if "smtp_intake" in raw
+        smtp_intake=_intake(_table(raw, "smtp_intake"))
+        if "smtp_intake" in raw
         else None,
         smtp=smtp,
-        database_url=_database_url(_str(database, "database.url",
-                                        "sqlite:///maild.db"), base),
+        database_url=_database_url(
+            _str(database, "database.url", "sqlite:///maild.db"), base
+        ),
         storage_dir=base / _str(storage, "storage.dir", "var"),
         sla=_sla(_table(raw, "sla")),
         limits=_limits(_table(raw, "limits")),
@@ -146,9 +161,20 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
 
 
 def _helpdesk(t: Mapping[str, Any]) -> HelpdeskSettings:
-    _only(t, "helpdesk", {"tag", "language", "accepted_domains", "incident_address",
-                          "request_address", "pool_address", "technicians",
-                          "supervisors"})
+    _only(
+        t,
+        "helpdesk",
+        {
+            "tag",
+            "language",
+            "accepted_domains",
+            "incident_address",
+            "request_address",
+            "pool_address",
+            "technicians",
+            "supervisors",
+        },
+    )
     tag = _str(t, "helpdesk.tag", "HD")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", tag):
         raise ConfigError("helpdesk.tag", "letters, digits, - and _ only, 1-16")
@@ -166,16 +192,34 @@ def _helpdesk(t: Mapping[str, Any]) -> HelpdeskSettings:
         incident_address=incident,
         request_address=_address(t, "helpdesk.request_address", incident),
         pool_address=_address(t, "helpdesk.pool_address", None),
-        technicians=tuple(_addr(a, "helpdesk.technicians")
-                          for a in _strs(t, "helpdesk.technicians", ())),
-        supervisors=tuple(_addr(a, "helpdesk.supervisors")
-                          for a in _strs(t, "helpdesk.supervisors", ())),
+        technicians=tuple(
+            _addr(a, "helpdesk.technicians")
+            for a in _strs(t, "helpdesk.technicians", ())
+        ),
+        supervisors=tuple(
+            _addr(a, "helpdesk.supervisors")
+            for a in _strs(t, "helpdesk.supervisors", ())
+        ),
     )
 
 
 def _imap(t: Mapping[str, Any], base: Path) -> ImapSettings:
-    _only(t, "imap", {"host", "port", "tls", "username", "password", "password_file",
-                      "inbox", "done_folder", "quarantine_folder", "poll_seconds"})
+    _only(
+        t,
+        "imap",
+        {
+            "host",
+            "port",
+            "tls",
+            "username",
+            "password",
+            "password_file",
+            "inbox",
+            "done_folder",
+            "quarantine_folder",
+            "poll_seconds",
+        },
+    )
     tls = _bool(t, "imap.tls", True)
     return ImapSettings(
         host=_str(t, "imap.host", "127.0.0.1"),
@@ -200,8 +244,19 @@ def _intake(t: Mapping[str, Any]) -> SmtpIntakeSettings:
 
 
 def _smtp(t: Mapping[str, Any], base: Path) -> SmtpSettings:
-    _only(t, "smtp", {"host", "port", "starttls", "username", "password",
-                      "password_file", "from_address"})
+    _only(
+        t,
+        "smtp",
+        {
+            "host",
+            "port",
+            "starttls",
+            "username",
+            "password",
+            "password_file",
+            "from_address",
+        },
+    )
     return SmtpSettings(
         host=_str(t, "smtp.host", "127.0.0.1"),
         port=_int(t, "smtp.port", 25, 1, 65535),
@@ -213,12 +268,25 @@ def _smtp(t: Mapping[str, Any], base: Path) -> SmtpSettings:
 
 
 def _sla(t: Mapping[str, Any]) -> SlaPolicy:
-    _only(t, "sla", {"callback", "timezone", "business_hours", "business_days",
-                     "holidays", "reminder_at", "reannounce_every", "pdr_retry_after",
-                     "auto_close_after", "digest_at"})
+    _only(
+        t,
+        "sla",
+        {
+            "callback",
+            "timezone",
+            "business_hours",
+            "business_days",
+            "holidays",
+            "reminder_at",
+            "reannounce_every",
+            "pdr_retry_after",
+            "auto_close_after",
+            "digest_at",
+        },
+    )
     callback = t.get("callback", {})
     if not isinstance(callback, dict):
-        raise ConfigError("sla.callback", "must be a table such as { high = \"1h\" }")
+        raise ConfigError("sla.callback", 'must be a table such as { high = "1h" }')
     _only(callback, "sla.callback", {"high", "medium", "low"})
     defaults = {Urgency.HIGH: "1h", Urgency.MEDIUM: "4h", Urgency.LOW: "8h"}
     timezone = _str(t, "sla.timezone", "Europe/Paris")
@@ -231,9 +299,12 @@ def _sla(t: Mapping[str, Any]) -> SlaPolicy:
     if not isinstance(reminder_at, int | float) or not 0 < reminder_at < 1:
         raise ConfigError("sla.reminder_at", "must be a number between 0 and 1")
     policy = SlaPolicy(
-        callback={u: _duration({u.value: callback.get(u.value, d)},
-                               u.value, d, "sla.callback.")
-                  for u, d in defaults.items()},
+        callback={
+            u: _duration(
+                {u.value: callback.get(u.value, d)}, u.value, d, "sla.callback."
+            )
+            for u, d in defaults.items()
+        },
         timezone=timezone,
         business_start=start,
         business_end=end,
@@ -255,8 +326,10 @@ def _sla(t: Mapping[str, Any]) -> SlaPolicy:
 def _limits(t: Mapping[str, Any]) -> Limits:
     defaults = Limits()
     _only(t, "limits", set(Limits.__dataclass_fields__))
-    values = {name: _int(t, f"limits.{name}", getattr(defaults, name), 1, 2**40)
-              for name in Limits.__dataclass_fields__}
+    values = {
+        name: _int(t, f"limits.{name}", getattr(defaults, name), 1, 2**40)
+        for name in Limits.__dataclass_fields__
+    }
     return Limits(**values)
 
 
@@ -264,7 +337,7 @@ def _database_url(url: str, base: Path) -> str:
     """Resolve a relative SQLite path from the configuration file's folder."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != "sqlite:///:memory:":
-        rest = url[len(prefix):]
+        rest = url[len(prefix) :]
         if not rest.startswith("/"):
             return prefix + str(base / rest)
     elif not url.startswith(("sqlite", "postgresql")):
@@ -278,13 +351,15 @@ def _secret(t: Mapping[str, Any], section: str, base: Path) -> str:
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"{section}.password_file",
-                              f"cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(
+                f"{section}.password_file", f"cannot read {path}: {exc.strerror}"
+            ) from None
     return _str(t, f"{section}.password", "")
 
 
-def _table(raw: Mapping[str, Any], key: str, *, required: bool = False
-           ) -> Mapping[str, Any]:
+def _table(
+    raw: Mapping[str, Any], key: str, *, required: bool = False
+) -> Mapping[str, Any]:
     value = raw.get(key)
     if value is None:
         if required:
@@ -315,12 +390,15 @@ def _str(t: Mapping[str, Any], name: str, default: str | None) -> str:
     return value
 
 
-def _strs(t: Mapping[str, Any], name: str, default: tuple[str, ...] | None
-          ) -> tuple[str, ...]:
+def _strs(
+    t: Mapping[str, Any], name: str, default: tuple[str, ...] | None
+) -> tuple[str, ...]:
     value = t.get(_leaf(name), default)
     if value is None:
         raise ConfigError(name, "missing")
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) for v in value
+    ):
         raise ConfigError(name, "must be a list of strings")
     return tuple(value)
 
@@ -351,8 +429,9 @@ def _address(t: Mapping[str, Any], name: str, default: str | None) -> str:
     return _addr(_str(t, name, default), name)
 
 
-def _duration(t: Mapping[str, Any], key: str, default: str, prefix: str = "sla."
-              ) -> timedelta:
+def _duration(
+    t: Mapping[str, Any], key: str, default: str, prefix: str = "sla."
+) -> timedelta:
     value = t.get(key, default)
     match = _DURATION.match(value) if isinstance(value, str) else None
     if not match or int(match.group(1)) == 0:
@@ -362,7 +441,7 @@ def _duration(t: Mapping[str, Any], key: str, default: str, prefix: str = "sla."
 
 def _clock(value: str, name: str) -> time:
     match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
-    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:  # noqa: PLR2004
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise ConfigError(name, "must be a time such as 08:30")
     return time(int(match.group(1)), int(match.group(2)))
 

@@ -59,28 +59,49 @@ def open_store(settings: Settings, *, migrate: bool) -> Store:
     if migrate and is_sqlite(settings.database_url):
         settings.storage_dir.mkdir(parents=True, exist_ok=True)
         upgrade(settings.database_url)
-    return Store(make_engine(settings.database_url),
-                 BlobStore(settings.storage_dir / "blobs"))
+    return Store(
+        make_engine(settings.database_url), BlobStore(settings.storage_dir / "blobs")
+    )
 
 
-def build(settings: Settings, clock: Clock = system_clock, *, migrate: bool = True,
-          parse_workers: int = 2) -> Parts:
+def build(
+    settings: Settings,
+    clock: Clock = system_clock,
+    *,
+    migrate: bool = True,
+    parse_workers: int = 2,
+) -> Parts:
     """Wire the service and its adapters from settings."""
     store = open_store(settings, migrate=migrate)
     limits = settings.limits
     parser = ParserPool(
-        ParseLimits(max_attachment_bytes=limits.max_attachment_bytes,
-                    max_parts=limits.max_parts, max_mime_depth=limits.max_mime_depth,
-                    max_header_bytes=limits.max_header_bytes),
-        parse_seconds=limits.parse_seconds, workers=parse_workers)
+        ParseLimits(
+            max_attachment_bytes=limits.max_attachment_bytes,
+            max_parts=limits.max_parts,
+            max_mime_depth=limits.max_mime_depth,
+            max_header_bytes=limits.max_header_bytes,
+        ),
+        parse_seconds=limits.parse_seconds,
+        workers=parse_workers,
+    )
     helpdesk = settings.helpdesk
     renderer = TemplateRenderer(
-        TEMPLATE_DIR, helpdesk.language, helpdesk.tag,
-        HelpdeskAddresses(helpdesk.incident_address, helpdesk.request_address,
-                          helpdesk.pool_address, settings.sla.timezone))
+        TEMPLATE_DIR,
+        helpdesk.language,
+        helpdesk.tag,
+        HelpdeskAddresses(
+            helpdesk.incident_address,
+            helpdesk.request_address,
+            helpdesk.pool_address,
+            settings.sla.timezone,
+        ),
+    )
     service = Service(settings, store, parser, renderer, build_message, clock)
-    mailer: Mailer = (SmtpRelay(settings.smtp) if settings.smtp
-                      else EmlDirectory(settings.storage_dir / "outbox"))
+    mailer: Mailer = (
+        SmtpRelay(settings.smtp)
+        if settings.smtp
+        else EmlDirectory(settings.storage_dir / "outbox")
+    )
     outbox = OutboxSender(store, mailer, settings.from_address, clock)
     return Parts(settings, store, parser, service, outbox)
 
@@ -97,39 +118,47 @@ class SafeHandler:
             disposition = self.parts.service.handle(raw, origin)
         except TransientError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the one catch-all (STYLE)
-            log.error("handling failed, mail quarantined: %s", exc, exc_info=True)
+        except Exception as exc:
+            log.exception("handling failed, mail quarantined: %s", exc)
             disposition = self.parts.service.quarantine(
-                raw, origin, f"internal error: {type(exc).__name__}")
+                raw, origin, f"internal error: {type(exc).__name__}"
+            )
         self.after()
         return disposition
 
 
-def run(settings: Settings, clock: Clock = system_clock,
-        stop: threading.Event | None = None) -> int:
+def run(
+    settings: Settings, clock: Clock = system_clock, stop: threading.Event | None = None
+) -> int:
     """Run the daemon until stop is set or a signal arrives; return the exit code."""
     stop = stop or threading.Event()
     parts = build(settings, clock)
     handler = SafeHandler(parts, parts.outbox.wakeup.set)
     if threading.current_thread() is threading.main_thread():
         _on_signals(stop)
-    threads = [threading.Thread(target=parts.outbox.run, args=(stop,),
-                                name="outbox", daemon=True)]
+    threads = [
+        threading.Thread(
+            target=parts.outbox.run, args=(stop,), name="outbox", daemon=True
+        )
+    ]
     intake = None
     if settings.smtp_intake is not None:
         helpdesk = settings.helpdesk
-        intake = SmtpIntake(handler, settings.smtp_intake.host,
-                            settings.smtp_intake.port,
-                            frozenset({helpdesk.incident_address,
-                                       helpdesk.request_address}),
-                            settings.limits.max_mail_bytes)
+        intake = SmtpIntake(
+            handler,
+            settings.smtp_intake.host,
+            settings.smtp_intake.port,
+            frozenset({helpdesk.incident_address, helpdesk.request_address}),
+            settings.limits.max_mail_bytes,
+        )
         intake.start()
     if settings.imap is not None:
-        from maild.adapters.imap_intake import ImapIntake  # noqa: PLC0415
+        from maild.adapters.imap_intake import ImapIntake
 
         imap = ImapIntake(settings.imap, handler)
-        threads.append(threading.Thread(target=imap.run, args=(stop,), name="imap",
-                                        daemon=True))
+        threads.append(
+            threading.Thread(target=imap.run, args=(stop,), name="imap", daemon=True)
+        )
     for thread in threads:
         thread.start()
     log.info("maild running")

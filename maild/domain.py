@@ -116,7 +116,9 @@ class AutoSignals:
 
     auto_submitted: str = ""  # value of Auto-Submitted, lower-cased; "no" is human
     precedence: str = ""  # bulk | junk | list | ...
-    has_x_autoreply: bool = False  # X-Autoreply, X-Autorespond, X-Auto-Response-Suppress
+    has_x_autoreply: bool = (
+        False  # X-Autoreply, X-Autorespond, X-Auto-Response-Suppress
+    )
     list_id: str = ""  # List-Id or List-Unsubscribe present
     is_null_return_path: bool = False  # Return-Path: <> or empty envelope sender
     is_delivery_report: bool = False  # multipart/report; report-type=delivery-status
@@ -189,6 +191,7 @@ class OutboundMail:
     audience: Audience = Audience.REQUESTER
     is_capped: bool = False  # goes to people outside the staff: answer caps apply
     extra_headers: tuple[tuple[str, str], ...] = field(default=())
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,16 @@ class TicketView:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandResult:
+    """One line of a transcript: a command done, or refused with a reason code."""
+
+    line: str  # the line as the sender wrote it
+    is_done: bool
+    reason: str = ""  # code when refused, e.g. not_owner, wrong_state, near_keyword
+    detail: str = ""  # e.g. the owner who has the ticket, a suggested keyword
+
+
+@dataclass(frozen=True, slots=True)
 class Notification:
     """A mail to write: which template, for whom, about what. Rendered by adapters.
 
@@ -245,6 +258,12 @@ class Notification:
     note: str = ""  # a short remark, e.g. why a beneficiary was not taken
     in_reply_to: str = ""  # Message-ID of the mail being answered
     is_capped: bool = False  # to people outside the staff: answer caps apply
+    actor: str = ""  # who did what the mail reports (an address), if anyone
+    attachments: tuple[Attachment, ...] = ()  # travel with a forwarded comment
+    note_detail: str = ""  # the value a note code refers to, e.g. an address
+    results: tuple[CommandResult, ...] = ()  # a transcript, in the order written
+    tickets: tuple[TicketView, ...] = ()  # a LIST answer or a digest
+    role: str = ""  # the reader's role, for HELP: requester|technician|supervisor
 
 
 @dataclass(frozen=True, slots=True)

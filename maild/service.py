@@ -1,9 +1,9 @@
 """Handling one mail: parse -> classify -> apply -> persist -> enqueue. Wiring only.
 
 The decisions live in maild/core; the I/O in the adapters, reached through
-the Protocols declared here. A mail is registered (and its attempt counted)
-in its own commit before it is handled; its whole effect, outbox rows
-included, is then written in one transaction.
+the Protocols declared here and in maild/outbound.py. A mail is registered
+(and its attempt counted) in its own commit before it is handled; its whole
+effect, outbox rows included, is then written in one transaction.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol, assert_never
 
-from maild.adapters.mailer import valid_recipients
-from maild.adapters.models import EventRow, TicketRow, WatcherRow
+from sqlalchemy import select
+
+from maild.adapters.models import EventRow, TicketRow
 from maild.adapters.store import FINAL_STATES, MailRecord, MailState, Store, Tx
 from maild.config import Settings
 from maild.core import notify
 from maild.core.classify import (
+    CommandMail,
     HelpdeskPolicy,
     Ignored,
     NewTicket,
@@ -28,9 +30,11 @@ from maild.core.classify import (
     classify,
     is_accepted,
 )
+from maild.core.commands import SubjectCommand
 from maild.core.fields import extract_fields
 from maild.core.numbering import counter_name, ticket_day
 from maild.core.parse import content_hash
+from maild.core.permissions import Actor
 from maild.core.sla import BusinessCalendar, add_business_time
 from maild.domain import (
     EventKind,
@@ -38,9 +42,8 @@ from maild.domain import (
     InboundMail,
     MailDisposition,
     MailOrigin,
-    Notification,
-    OutboundMail,
     Person,
+    Role,
     TicketNumber,
     TicketState,
     TicketType,
@@ -48,57 +51,57 @@ from maild.domain import (
     Urgency,
 )
 from maild.errors import MailRejected
+from maild.outbound import MessageBuilder, Outbound, Renderer
+from maild.replies import (
+    ReplyWork,
+    add_watchers,
+    role_for_help,
+    staff_role,
+    ticket_view,
+    view_of,
+)
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-MAILD = "maild"  # the actor of what the daemon does by itself
 
 
 class MailParser(Protocol):
-    def parse(self, raw: bytes, envelope_sender: str | None = None,
-              envelope_recipients: tuple[str, ...] = ()) -> InboundMail: ...
-
-
-class Rendered(Protocol):
-    @property
-    def subject(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def html(self) -> str: ...
-
-
-class Renderer(Protocol):
-    def render(self, notification: Notification) -> Rendered: ...
-
-
-class MessageBuilder(Protocol):
-    def __call__(self, mail: OutboundMail, from_address: str) -> bytes: ...
+    def parse(
+        self,
+        raw: bytes,
+        envelope_sender: str | None = None,
+        envelope_recipients: tuple[str, ...] = (),
+    ) -> InboundMail: ...
 
 
 class Service:
     """Turns mail into tickets, events and queued notifications."""
 
-    def __init__(self, settings: Settings, store: Store, parser: MailParser,
-                 renderer: Renderer, build_message: MessageBuilder,
-                 clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        parser: MailParser,
+        renderer: Renderer,
+        build_message: MessageBuilder,
+        clock: Clock,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.parser = parser
-        self.renderer = renderer
-        self.build_message = build_message
         self.clock = clock
+        self.outbound = Outbound(settings, renderer, build_message)
+        self.replies = ReplyWork(settings, self.outbound)
         helpdesk = settings.helpdesk
-        self.message_domain = settings.from_address.rpartition("@")[2]
         self.policy = HelpdeskPolicy(
-            tag=helpdesk.tag, accepted_domains=helpdesk.accepted_domains,
+            tag=helpdesk.tag,
+            accepted_domains=helpdesk.accepted_domains,
             incident_address=helpdesk.incident_address,
             request_address=helpdesk.request_address,
-            own_message_id_domain=self.message_domain)
+            own_message_id_domain=self.outbound.domain,
+        )
         self.calendar = BusinessCalendar.from_policy(settings.sla)
-        self.caps = notify.Caps(settings.limits.auto_answers_per_hour,
-                                settings.limits.auto_answers_per_day)
 
     def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition:
         """Handle one mail exactly once; say where it ends."""
@@ -109,218 +112,269 @@ class Service:
             return _disposition(record.state)
         limits = self.settings.limits
         if record.attempts > limits.handling_attempts:
-            return self._quarantine(record, f"handling failed {record.attempts - 1} "
-                                    "times", now)
+            return self._quarantine(
+                record, f"handling failed {record.attempts - 1} times", now
+            )
         if len(raw) > limits.max_mail_bytes:
             return self._quarantine(record, f"too_large: {len(raw)} bytes", now)
         try:
-            mail = self.parser.parse(raw, origin.envelope_sender,
-                                     origin.envelope_recipients)
+            mail = self.parser.parse(
+                raw, origin.envelope_sender, origin.envelope_recipients
+            )
         except MailRejected as exc:
             return self._quarantine(record, f"{exc.reason}: {exc}", now)
         return self._apply(record, mail, now)
 
-    def quarantine(self, raw: bytes, origin: MailOrigin, reason: str
-                   ) -> MailDisposition:
+    def quarantine(
+        self, raw: bytes, origin: MailOrigin, reason: str
+    ) -> MailDisposition:
         """Quarantine a mail whose handling failed in an unexpected way."""
         now = self.clock()
         record = self.store.register_mail(origin, content_hash(raw), "", "", raw, now)
         return self._quarantine(record, reason, now)
 
-    def _apply(self, record: MailRecord, mail: InboundMail, now: datetime
-               ) -> MailDisposition:
+    def _apply(
+        self, record: MailRecord, mail: InboundMail, now: datetime
+    ) -> MailDisposition:
         outcome = classify(mail, self.policy, self.store)
-        log.info("mail %s msgid=%s classified as %s", record.id, mail.message_id,
-                 type(outcome).__name__)
+        log.info(
+            "mail %s msgid=%s classified as %s",
+            record.id,
+            mail.message_id,
+            type(outcome).__name__,
+        )
         match outcome:
             case NewTicket():
                 return self._open_ticket(record, mail, outcome, now)
             case Reply():
-                return self._record_reply(record, mail, outcome, now)
+                return self._reply(record, mail, outcome, now)
+            case CommandMail():
+                return self._command_mail(record, mail, outcome, now)
             case Ignored():
                 return self._ignore(record, mail, outcome, now)
             case Outsider():
-                return self._quarantine(record, f"outsider: {outcome.detail}", now,
-                                        mail)
+                return self._quarantine(
+                    record, f"outsider: {outcome.detail}", now, mail
+                )
             case _:
                 assert_never(outcome)
 
-    def _quarantine(self, record: MailRecord, reason: str, now: datetime,
-                    mail: InboundMail | None = None) -> MailDisposition:
+    def _quarantine(
+        self,
+        record: MailRecord,
+        reason: str,
+        now: datetime,
+        mail: InboundMail | None = None,
+    ) -> MailDisposition:
         log.warning("mail %s quarantined: %s", record.id, reason)
         with self.store.transaction() as tx:
             tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now, mail)
         return MailDisposition.QUARANTINED
 
-    def _ignore(self, record: MailRecord, mail: InboundMail, outcome: Ignored,
-                now: datetime) -> MailDisposition:
+    def _ignore(
+        self, record: MailRecord, mail: InboundMail, outcome: Ignored, now: datetime
+    ) -> MailDisposition:
+        reason = f"{outcome.reason}: {outcome.detail}"
         with self.store.transaction() as tx:
-            ticket = (tx.ticket_by_number(outcome.ticket_number)
-                      if outcome.ticket_number else None)
+            ticket = (
+                tx.ticket_by_number(outcome.ticket_number)
+                if outcome.ticket_number
+                else None
+            )
             if ticket is not None:
-                kind = (EventKind.BOUNCE if outcome.reason is IgnoreReason.BOUNCE
-                        else EventKind.AUTO_REPLY)
-                self._event(tx, ticket.id, kind, mail.sender.address, now,
-                            f"{outcome.reason}: {outcome.detail}", mail, record)
-            tx.finish_mail(record.id, MailState.IGNORED,
-                           f"{outcome.reason}: {outcome.detail}",
-                           ticket.id if ticket else None, now, mail)
+                kind = (
+                    EventKind.BOUNCE
+                    if outcome.reason is IgnoreReason.BOUNCE
+                    else EventKind.AUTO_REPLY
+                )
+                self._event(
+                    tx, ticket, kind, mail.sender.address, now, reason, mail, record
+                )
+            tx.finish_mail(
+                record.id,
+                MailState.IGNORED,
+                reason,
+                ticket.id if ticket else None,
+                now,
+                mail,
+            )
         return MailDisposition.DONE
 
-    def _record_reply(self, record: MailRecord, mail: InboundMail, outcome: Reply,
-                      now: datetime) -> MailDisposition:
+    def _reply(
+        self, record: MailRecord, mail: InboundMail, outcome: Reply, now: datetime
+    ) -> MailDisposition:
         with self.store.transaction() as tx:
             ticket = tx.ticket_by_number(outcome.ticket_number)
             if ticket is None:
                 raise LookupError(outcome.ticket_number)
-            event = self._event(tx, ticket.id, EventKind.COMMENT, mail.sender.address,
-                                now, mail.text, mail, record, is_internal=True)
-            tx.add_attachments(ticket.id, event.id, mail.attachments)
-            tx.finish_mail(record.id, MailState.DONE,
-                           f"comment on {ticket.number}", ticket.id, now, mail)
+            summary = self.replies.apply(tx, ticket, mail, record.id, now)
+            tx.finish_mail(record.id, MailState.DONE, summary, ticket.id, now, mail)
+        log.info(
+            "ticket=%s msgid=%s %s", outcome.ticket_number, mail.message_id, summary
+        )
         return MailDisposition.DONE
 
-    def _open_ticket(self, record: MailRecord, mail: InboundMail,
-                     outcome: NewTicket, now: datetime) -> MailDisposition:
+    def _command_mail(
+        self, record: MailRecord, mail: InboundMail, outcome: CommandMail, now: datetime
+    ) -> MailDisposition:
+        with self.store.transaction() as tx:
+            actor = Actor(
+                mail.sender.address,
+                staff_role(mail.sender.address, self.settings, tx.staff()),
+            )
+            role = role_for_help(actor)
+            answer: notify.Outcome
+            match outcome.command:
+                case SubjectCommand.HELP:
+                    answer = notify.HelpAsked(actor.address, role, mail.message_id)
+                case SubjectCommand.LIST:
+                    answer = notify.ListAsked(
+                        actor.address,
+                        role,
+                        self._open_tickets(tx, actor, role),
+                        mail.message_id,
+                    )
+                case _:
+                    assert_never(outcome.command)
+            self.outbound.queue_all(tx, answer, None, now)
+            tx.finish_mail(
+                record.id,
+                MailState.DONE,
+                f"{outcome.command} answered",
+                None,
+                now,
+                mail,
+            )
+        return MailDisposition.DONE
+
+    def _open_tickets(self, tx: Tx, actor: Actor, role: Role) -> tuple[TicketView, ...]:
+        """The open tickets a LIST answer shows, most urgent deadline first."""
+        stmt = (
+            select(TicketRow)
+            .where(TicketRow.status != TicketState.CLOSED.value)
+            .order_by(TicketRow.callback_due_at, TicketRow.id)
+            .limit(200)
+        )
+        address = actor.address
+        if role is Role.TECHNICIAN:
+            stmt = stmt.where((TicketRow.owner == address) | TicketRow.owner.is_(None))
+        elif role is Role.REQUESTER:
+            stmt = stmt.where(
+                (TicketRow.requester_address == address)
+                | (TicketRow.beneficiary_address == address)
+            )
+        return tuple(view_of(tx, row) for row in tx.session.execute(stmt).scalars())
+
+    def _open_ticket(
+        self, record: MailRecord, mail: InboundMail, outcome: NewTicket, now: datetime
+    ) -> MailDisposition:
         fields = extract_fields(mail.text)
-        ticket_type = (outcome.ticket_type if outcome.is_type_from_address
-                       else fields.ticket_type or TicketType.INCIDENT)
-        urgency = fields.urgency or (Urgency.HIGH if mail.is_high_importance
-                                     else Urgency.MEDIUM)
+        ticket_type = (
+            outcome.ticket_type
+            if outcome.is_type_from_address
+            else fields.ticket_type or TicketType.INCIDENT
+        )
+        urgency = fields.urgency or (
+            Urgency.HIGH if mail.is_high_importance else Urgency.MEDIUM
+        )
         beneficiary, note = self._beneficiary(mail.sender, fields.beneficiary)
         watchers = self._watchers(mail, beneficiary)
-        due = add_business_time(now, self.settings.sla.callback[urgency],
-                                self.calendar)
+        due = add_business_time(now, self.settings.sla.callback[urgency], self.calendar)
         with self.store.transaction() as tx:
             day = ticket_day(now, self.settings.sla.timezone)
             sequence = tx.next_sequence(counter_name(ticket_type, day))
             row = TicketRow(
                 number=str(TicketNumber(ticket_type, day, sequence)),
-                token=secrets.token_hex(12), ticket_type=ticket_type.value,
-                status=TicketState.NEW.value, subject=mail.subject,
-                description=fields.description, requester_name=mail.sender.name,
+                token=secrets.token_hex(12),
+                ticket_type=ticket_type.value,
+                status=TicketState.NEW.value,
+                subject=mail.subject,
+                description=fields.description,
+                requester_name=mail.sender.name,
                 requester_address=mail.sender.address,
                 beneficiary_name=beneficiary.name,
                 beneficiary_address=beneficiary.address,
-                application=fields.application, urgency=urgency.value,
-                phone=fields.phone, owner=None, created_at=now, callback_due_at=due,
-                source_mail_id=record.id)
+                application=fields.application,
+                urgency=urgency.value,
+                phone=fields.phone,
+                owner=None,
+                created_at=now,
+                callback_due_at=due,
+                source_mail_id=record.id,
+            )
             tx.add(row)
-            for watcher in watchers:
-                tx.session.add(WatcherRow(ticket_id=row.id, name=watcher.name,
-                                          address=watcher.address))
-            event = self._event(tx, row.id, EventKind.CREATED, mail.sender.address,
-                                now, mail.subject, mail, record)
+            add_watchers(tx, row, watchers)
+            event = self._event(
+                tx,
+                row,
+                EventKind.CREATED,
+                mail.sender.address,
+                now,
+                mail.subject,
+                mail,
+                record,
+            )
             tx.add_attachments(row.id, event.id, mail.attachments)
             view = ticket_view(row, watchers, [a.filename for a in mail.attachments])
-            opened = notify.TicketOpened(view, note, mail.message_id)
-            for notification in notify.notifications_for(
-                    opened, self.settings.helpdesk.pool_address):
-                self._enqueue(tx, notification, row, now)
-            tx.finish_mail(record.id, MailState.DONE, f"ticket {row.number}",
-                           row.id, now, mail)
+            self.outbound.queue_all(
+                tx, notify.TicketOpened(view, *note, mail.message_id), row, now
+            )
+            tx.finish_mail(
+                record.id, MailState.DONE, f"ticket {row.number}", row.id, now, mail
+            )
         log.info("ticket=%s opened msgid=%s", row.number, mail.message_id)
         return MailDisposition.DONE
 
-    def _beneficiary(self, requester: Person, named: Person | None
-                     ) -> tuple[Person, str]:
+    def _beneficiary(
+        self, requester: Person, named: Person | None
+    ) -> tuple[Person, tuple[str, str]]:
         if named is None or named.address == requester.address:
-            return requester, ""
+            return requester, ("", "")
         if is_accepted(named.address, self.policy.accepted_domains):
-            return named, ""
-        return requester, f"beneficiary_outside:{named.address}"
+            return named, ("", "")
+        return requester, ("beneficiary_outside", named.address)
 
-    def _watchers(self, mail: InboundMail, beneficiary: Person
-                  ) -> tuple[Person, ...]:
+    def _watchers(self, mail: InboundMail, beneficiary: Person) -> tuple[Person, ...]:
         helpdesk = self.settings.helpdesk
-        own = {helpdesk.incident_address, helpdesk.request_address,
-               helpdesk.pool_address, self.settings.from_address,
-               mail.sender.address, beneficiary.address}
+        own = {
+            helpdesk.incident_address,
+            helpdesk.request_address,
+            helpdesk.pool_address,
+            self.settings.from_address,
+            mail.sender.address,
+            beneficiary.address,
+        }
         seen: dict[str, Person] = {}
         for person in mail.cc:
             if person.address not in own and is_accepted(
-                    person.address, self.policy.accepted_domains):
+                person.address, self.policy.accepted_domains
+            ):
                 seen.setdefault(person.address, person)
         return tuple(seen.values())
 
-    def _event(self, tx: Tx, ticket_id: int, kind: EventKind, actor: str,
-               now: datetime, text: str, mail: InboundMail | None,
-               record: MailRecord | None, *, is_internal: bool = False) -> EventRow:
-        return tx.add_event(EventRow(
-            ticket_id=ticket_id, kind=kind.value, actor=actor, at=now, text=text,
-            message_id=mail.message_id if mail else None, is_internal=is_internal,
-            mail_id=record.id if record else None))
-
-    def _enqueue(self, tx: Tx, notification: Notification, ticket: TicketRow,
-                 now: datetime) -> None:
-        to = self._within_caps(tx, notification, ticket, now)
-        if not to:
-            return
-        rendered = self.renderer.render(notification)
-        message_id = own_message_id(ticket.token, self.message_domain)
-        outbound = OutboundMail(
-            message_id=message_id, to=to, subject=rendered.subject,
-            text=rendered.text, html=rendered.html,
-            in_reply_to=notification.in_reply_to,
-            references=(notification.in_reply_to,) if notification.in_reply_to
-            else (),
-            ticket_number=ticket.number, audience=notification.audience,
-            is_capped=notification.is_capped)
-        data = self.build_message(outbound, self.settings.from_address)
-        tx.enqueue(outbound, data, ticket.id, now)
-        self._event(tx, ticket.id, EventKind.NOTIFIED, MAILD, now,
-                    f"{notification.template} to {', '.join(to)}", None, None,
-                    is_internal=True).message_id = message_id
-
-    def _within_caps(self, tx: Tx, notification: Notification, ticket: TicketRow,
-                     now: datetime) -> tuple[str, ...]:
-        """Drop the addresses an automatic answer may not reach; record each."""
-        addresses = valid_recipients(notification.to)
-        if not notification.is_capped:
-            return addresses
-        staff = self.staff_addresses(tx.staff())
-        kept: list[str] = []
-        for address in addresses:
-            if address in staff:
-                kept.append(address)
-                continue
-            is_held = notify.is_over_cap(
-                tx.answers_since(address, now - timedelta(hours=1)),
-                tx.answers_since(address, now - timedelta(days=1)), self.caps)
-            tx.record_answer(address, now, is_held=is_held,
-                             template=notification.template, ticket_id=ticket.id)
-            if is_held:
-                log.warning("ticket=%s answer to %s held back by the cap",
-                            ticket.number, address)
-            else:
-                kept.append(address)
-        return tuple(kept)
-
-    def staff_addresses(self, added: dict[str, str]) -> frozenset[str]:
-        """Staff from the configuration and those added with the CLI."""
-        helpdesk = self.settings.helpdesk
-        return frozenset((*helpdesk.technicians, *helpdesk.supervisors,
-                          helpdesk.pool_address, *added))
-
-
-def ticket_view(row: TicketRow, watchers: tuple[Person, ...] | list[Person],
-                attachment_names: list[str]) -> TicketView:
-    """Build the view of a ticket that notifications may show."""
-    return TicketView(
-        number=row.number, ticket_type=TicketType(row.ticket_type),
-        status=TicketState(row.status), subject=row.subject,
-        description=row.description,
-        requester=Person(row.requester_name, row.requester_address),
-        beneficiary=Person(row.beneficiary_name, row.beneficiary_address),
-        application=row.application, urgency=Urgency(row.urgency), phone=row.phone,
-        owner=row.owner, created_at=row.created_at,
-        callback_due_at=row.callback_due_at, watchers=tuple(watchers),
-        attachment_names=tuple(attachment_names))
-
-
-def own_message_id(token: str, domain: str) -> str:
-    """A Message-ID for a mail about a ticket: its token, a random part, our domain."""
-    return f"{token}.{secrets.token_hex(6)}@{domain}"
+    def _event(
+        self,
+        tx: Tx,
+        ticket: TicketRow,
+        kind: EventKind,
+        actor: str,
+        now: datetime,
+        text: str,
+        mail: InboundMail,
+        record: MailRecord,
+    ) -> EventRow:
+        return tx.add_event(
+            EventRow(
+                ticket_id=ticket.id,
+                kind=kind.value,
+                actor=actor,
+                at=now,
+                text=text,
+                message_id=mail.message_id,
+                is_internal=False,
+                mail_id=record.id,
+            )
+        )
 
 
 def _disposition(state: MailState) -> MailDisposition:

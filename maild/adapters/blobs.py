@@ -17,7 +17,7 @@ class BlobStore:
         self.directory = directory
 
     def path_for(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):  # noqa: PLR2004
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
             raise ValueError("not a sha256 hex digest")
         return self.directory / sha256[:2] / sha256[2:4] / sha256
 

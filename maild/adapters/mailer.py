@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from maild.config import SmtpSettings
-from maild.domain import OutboundMail
+from maild.domain import Attachment, OutboundMail
 from maild.errors import DeliveryDeferred, DeliveryFailed
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 _POLICY: Final = policy.SMTP.clone(cte_type="7bit")
 _GENERATE: Final = _POLICY.clone(refold_source="none")
 # Every character str.splitlines() breaks on, and NUL: none may reach a header.
+_TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _BREAKS: Final = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00]")
 _LOCAL: Final = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -111,7 +112,23 @@ def build_message(
     msg.add_alternative(_clean_body(mail.html), subtype="html")
     for part in msg.iter_parts():
         del part["MIME-Version"]  # belongs to the top level only
+    for attachment in mail.attachments:
+        _attach(msg, attachment)
     return msg.as_bytes(policy=_GENERATE)
+
+
+def _attach(msg: EmailMessage, attachment: Attachment) -> None:
+    """Attach bytes under a cleaned-up name (the name is never a path here)."""
+    maintype, _, subtype = attachment.content_type.partition("/")
+    if not _TOKEN.fullmatch(maintype) or not _TOKEN.fullmatch(subtype):
+        maintype, subtype = "application", "octet-stream"
+    name = clean_header(attachment.filename).replace("/", "_").replace("\\", "_")
+    msg.add_attachment(
+        attachment.data,
+        maintype=maintype,
+        subtype=subtype,
+        filename=name[:200] or "attachment",
+    )
 
 
 def clean_header(value: str) -> str:

@@ -30,8 +30,9 @@ MAX_BACKOFF = timedelta(hours=1)
 
 
 class Mailer(Protocol):
-    def send(self, message_id: str, sender: str, recipients: tuple[str, ...],
-             data: bytes) -> None: ...
+    def send(
+        self, message_id: str, sender: str, recipients: tuple[str, ...], data: bytes
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -46,8 +47,9 @@ class Due:
 
 
 class OutboxSender:
-    def __init__(self, store: Store, mailer: Mailer, sender: str,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: Store, mailer: Mailer, sender: str, clock: Callable[[], datetime]
+    ) -> None:
         self.store = store
         self.mailer = mailer
         self.sender = sender
@@ -59,8 +61,9 @@ class OutboxSender:
         sent = 0
         for item in self._due(self.clock()):
             try:
-                self.mailer.send(item.message_id, self.sender, item.recipients,
-                                 item.data)
+                self.mailer.send(
+                    item.message_id, self.sender, item.recipients, item.data
+                )
             except DeliveryDeferred as exc:
                 self._defer(item, str(exc))
                 break  # the relay is unwell: stop this round, keep the order
@@ -83,17 +86,31 @@ class OutboxSender:
     def _due(self, now: datetime) -> list[Due]:
         with self.store.reading() as session:
             rows = session.execute(
-                select(OutboxRow).where(OutboxRow.state == "pending",
-                                        OutboxRow.next_attempt_at <= now)
-                .order_by(OutboxRow.id).limit(BATCH)).scalars()
-            return [Due(r.id, r.message_id, tuple(r.recipients.split(",")), r.data,
-                        r.attempts) for r in rows]
+                select(OutboxRow)
+                .where(OutboxRow.state == "pending", OutboxRow.next_attempt_at <= now)
+                .order_by(OutboxRow.id)
+                .limit(BATCH)
+            ).scalars()
+            return [
+                Due(
+                    r.id,
+                    r.message_id,
+                    tuple(r.recipients.split(",")),
+                    r.data,
+                    r.attempts,
+                )
+                for r in rows
+            ]
 
     def _defer(self, item: Due, error: str) -> None:
         delay = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts, 12)))
         delay *= random.uniform(0.5, 1.0)
-        log.warning("outbox: delivery of %s deferred (%s), retry in %ss",
-                    item.message_id, error, int(delay.total_seconds()))
+        log.warning(
+            "outbox: delivery of %s deferred (%s), retry in %ss",
+            item.message_id,
+            error,
+            int(delay.total_seconds()),
+        )
         with self.store.transaction() as tx:
             row = tx.session.get(OutboxRow, item.id)
             if row is not None:
@@ -118,8 +135,9 @@ class OutboxSender:
 def outbox_counts(store: Store) -> dict[str, int]:
     """Count outbox rows by state, for `maild stats`."""
     with store.reading() as session:
-        rows = session.execute(select(OutboxRow.state, func.count())
-                               .group_by(OutboxRow.state)).all()
+        rows = session.execute(
+            select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
+        ).all()
     counts = {"pending": 0, "failed": 0}
     counts.update({state: int(n) for state, n in rows})
     return counts

@@ -39,8 +39,10 @@ def ticket_json(session: Session, row: TicketRow) -> Json:
         "status": row.status,
         "subject": row.subject,
         "requester": {"name": row.requester_name, "address": row.requester_address},
-        "beneficiary": {"name": row.beneficiary_name,
-                        "address": row.beneficiary_address},
+        "beneficiary": {
+            "name": row.beneficiary_name,
+            "address": row.beneficiary_address,
+        },
         "application": row.application,
         "urgency": row.urgency,
         "phone": row.phone,
@@ -52,13 +54,20 @@ def ticket_json(session: Session, row: TicketRow) -> Json:
         "resolved_at": iso(row.resolved_at),
         "closed_at": iso(row.closed_at),
         "close_reason": row.close_reason,
-        "rating": None if row.rating_score is None else {
-            "score": row.rating_score, "comment": row.rating_comment or ""},
+        "rating": None
+        if row.rating_score is None
+        else {"score": row.rating_score, "comment": row.rating_comment or ""},
         "watchers": [w.address for w in watchers_of(session, row.id)],
         "attachments": [
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size,
-             "sha256": a.sha256, "inline": a.is_inline}
-            for a in attachments_of(session, row.id)],
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+                "inline": a.is_inline,
+            }
+            for a in attachments_of(session, row.id)
+        ],
     }
 
 
@@ -72,16 +81,24 @@ def list_tickets(store: Store, status: TicketState | None) -> list[Json]:
 
 def show_ticket(store: Store, number: str) -> Json | None:
     with store.reading() as session:
-        row = session.execute(select(TicketRow).where(
-            TicketRow.number == number.upper())).scalar_one_or_none()
+        row = session.execute(
+            select(TicketRow).where(TicketRow.number == number.upper())
+        ).scalar_one_or_none()
         if row is None:
             return None
         data = ticket_json(session, row)
         data["description"] = row.description
         data["events"] = [
-            {"kind": e.kind, "actor": e.actor, "at": iso(e.at), "text": e.text,
-             "message_id": e.message_id, "internal": e.is_internal}
-            for e in events_of(session, row.id)]
+            {
+                "kind": e.kind,
+                "actor": e.actor,
+                "at": iso(e.at),
+                "text": e.text,
+                "message_id": e.message_id,
+                "internal": e.is_internal,
+            }
+            for e in events_of(session, row.id)
+        ]
         return data
 
 
@@ -90,28 +107,44 @@ def stats(store: Store) -> Json:
     with store.reading() as session:
         backlog = {state.value: 0 for state in TicketState}
         for state, count in session.execute(
-                select(TicketRow.status, func.count()).group_by(TicketRow.status)):
+            select(TicketRow.status, func.count()).group_by(TicketRow.status)
+        ):
             backlog[state] = int(count)
-        quarantine = session.execute(select(func.count()).select_from(MailRow).where(
-            MailRow.state == MailState.QUARANTINED.value)).scalar_one()
-        ignored = session.execute(select(func.count()).select_from(MailRow).where(
-            MailRow.state == MailState.IGNORED.value)).scalar_one()
+        quarantine = session.execute(
+            select(func.count())
+            .select_from(MailRow)
+            .where(MailRow.state == MailState.QUARANTINED.value)
+        ).scalar_one()
+        ignored = session.execute(
+            select(func.count())
+            .select_from(MailRow)
+            .where(MailRow.state == MailState.IGNORED.value)
+        ).scalar_one()
         callback = _callback(session)
-        rated = session.execute(select(func.count(TicketRow.rating_score),
-                                       func.avg(TicketRow.rating_score))).one()
+        rated = session.execute(
+            select(func.count(TicketRow.rating_score), func.avg(TicketRow.rating_score))
+        ).one()
         resolve_minutes = [
-            (r - c).total_seconds() / 60 for c, r in session.execute(
-                select(TicketRow.created_at, TicketRow.resolved_at)
-                .where(TicketRow.resolved_at.is_not(None)))]
+            (r - c).total_seconds() / 60  # type: ignore[operator]
+            for c, r in session.execute(
+                select(TicketRow.created_at, TicketRow.resolved_at).where(
+                    TicketRow.resolved_at.is_not(None)
+                )
+            )
+        ]
     outbox = outbox_counts(store)
     return {
         "backlog": backlog,
         "callback": callback,
-        "rating": {"count": int(rated[0]),
-                   "mean": float(rated[1]) if rated[1] is not None else None},
-        "median_minutes": {"to_claim": None, "to_first_call": None,
-                           "to_resolve": median(resolve_minutes)
-                           if resolve_minutes else None},
+        "rating": {
+            "count": int(rated[0]),
+            "mean": float(rated[1]) if rated[1] is not None else None,
+        },
+        "median_minutes": {
+            "to_claim": None,
+            "to_first_call": None,
+            "to_resolve": median(resolve_minutes) if resolve_minutes else None,
+        },
         "outbox": {"pending": outbox["pending"], "failed": outbox["failed"]},
         "quarantine": int(quarantine),
         "ignored": int(ignored),
@@ -121,8 +154,10 @@ def stats(store: Store) -> Json:
 def _callback(session: Session) -> Json:
     result = {u.value: {"met": 0, "missed": 0, "pending": 0} for u in Urgency}
     for urgency, met, count in session.execute(
-            select(TicketRow.urgency, TicketRow.callback_met, func.count())
-            .group_by(TicketRow.urgency, TicketRow.callback_met)):
+        select(TicketRow.urgency, TicketRow.callback_met, func.count()).group_by(
+            TicketRow.urgency, TicketRow.callback_met
+        )
+    ):
         key = "pending" if met is None else "met" if met else "missed"
         result[urgency][key] += int(count)
     return result

@@ -32,21 +32,29 @@ class IntakeHandler:
         self.handler = handler
         self.addresses = addresses
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if address.lower() not in self.addresses:
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session,
-                          envelope: Envelope) -> str:
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         raw = envelope.original_content or b""
         origin = MailOrigin(
             source="smtp",
             envelope_sender=envelope.mail_from or "",
             envelope_recipients=tuple(a.lower() for a in envelope.rcpt_tos),
-            size=len(raw))
+            size=len(raw),
+        )
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self.handler.handle, raw, origin)
@@ -57,17 +65,30 @@ class IntakeHandler:
 
 
 class SmtpIntake:
-    def __init__(self, handler: MailHandler, host: str, port: int,
-                 addresses: frozenset[str], max_bytes: int) -> None:
+    def __init__(
+        self,
+        handler: MailHandler,
+        host: str,
+        port: int,
+        addresses: frozenset[str],
+        max_bytes: int,
+    ) -> None:
         self.controller = Controller(
-            IntakeHandler(handler, addresses), hostname=host, port=port,
-            data_size_limit=max_bytes, decode_data=False,
-            server_kwargs={"ident": "maild"})
+            IntakeHandler(handler, addresses),
+            hostname=host,
+            port=port,
+            data_size_limit=max_bytes,
+            decode_data=False,
+            server_kwargs={"ident": "maild"},
+        )
 
     def start(self) -> None:
         self.controller.start()
-        log.info("smtp intake listening on %s:%s", self.controller.hostname,
-                 self.controller.port)
+        log.info(
+            "smtp intake listening on %s:%s",
+            self.controller.hostname,
+            self.controller.port,
+        )
 
     def stop(self) -> None:
         self.controller.stop()

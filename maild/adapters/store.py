@@ -86,45 +86,94 @@ class Tx:
         self.add(event)
         return event
 
-    def add_attachments(self, ticket_id: int, event_id: int | None,
-                        attachments: Sequence[Attachment]) -> None:
+    def add_attachments(
+        self, ticket_id: int, event_id: int | None, attachments: Sequence[Attachment]
+    ) -> None:
         for item in attachments:
-            self.session.add(AttachmentRow(
-                ticket_id=ticket_id, event_id=event_id, filename=item.filename,
-                content_type=item.content_type, size=len(item.data),
-                sha256=self.blobs.put(item.data), is_inline=item.is_inline,
-                content_id=item.content_id))
+            self.session.add(
+                AttachmentRow(
+                    ticket_id=ticket_id,
+                    event_id=event_id,
+                    filename=item.filename,
+                    content_type=item.content_type,
+                    size=len(item.data),
+                    sha256=self.blobs.put(item.data),
+                    is_inline=item.is_inline,
+                    content_id=item.content_id,
+                )
+            )
         self.session.flush()
 
-    def enqueue(self, mail: OutboundMail, data: bytes, ticket_id: int | None,
-                now: datetime) -> None:
+    def enqueue(
+        self, mail: OutboundMail, data: bytes, ticket_id: int | None, now: datetime
+    ) -> None:
         """Queue a rendered mail; the sender loop delivers it after commit."""
-        self.session.add(OutboxRow(
-            message_id=mail.message_id, ticket_id=ticket_id,
-            recipients=",".join(mail.to), subject=mail.subject,
-            audience=mail.audience.value, data=data, state="pending", attempts=0,
-            next_attempt_at=now, last_error="", created_at=now))
+        self.session.add(
+            OutboxRow(
+                message_id=mail.message_id,
+                ticket_id=ticket_id,
+                recipients=",".join(mail.to),
+                subject=mail.subject,
+                audience=mail.audience.value,
+                data=data,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+                created_at=now,
+            )
+        )
 
     def answers_since(self, address: str, since: datetime) -> int:
-        stmt = select(func.count()).select_from(AutoAnswerRow).where(
-            AutoAnswerRow.address == address, AutoAnswerRow.at >= since,
-            AutoAnswerRow.is_held.is_(False))
+        stmt = (
+            select(func.count())
+            .select_from(AutoAnswerRow)
+            .where(
+                AutoAnswerRow.address == address,
+                AutoAnswerRow.at >= since,
+                AutoAnswerRow.is_held.is_(False),
+            )
+        )
         return int(self.session.execute(stmt).scalar_one())
 
-    def record_answer(self, address: str, at: datetime, *, is_held: bool,
-                      template: str, ticket_id: int | None) -> None:
-        self.session.add(AutoAnswerRow(address=address, at=at, is_held=is_held,
-                                       template=template, ticket_id=ticket_id))
+    def record_answer(
+        self,
+        address: str,
+        at: datetime,
+        *,
+        is_held: bool,
+        template: str,
+        ticket_id: int | None,
+    ) -> None:
+        self.session.add(
+            AutoAnswerRow(
+                address=address,
+                at=at,
+                is_held=is_held,
+                template=template,
+                ticket_id=ticket_id,
+            )
+        )
 
-    def finish_mail(self, mail_id: int, state: MailState, reason: str,
-                    ticket_id: int | None, now: datetime,
-                    mail: InboundMail | None = None) -> None:
+    def finish_mail(
+        self,
+        mail_id: int,
+        state: MailState,
+        reason: str,
+        ticket_id: int | None,
+        now: datetime,
+        mail: InboundMail | None = None,
+    ) -> None:
         """Record what became of a mail; it is final once committed."""
         row = self.session.get(MailRow, mail_id)
         if row is None:
             raise LookupError(mail_id)
         row.state, row.reason, row.ticket_id, row.handled_at = (
-            state.value, reason, ticket_id, now)
+            state.value,
+            reason,
+            ticket_id,
+            now,
+        )
         if mail is not None:
             row.message_id = mail.message_id[:998]
             row.sender = mail.sender.address[:320]
@@ -134,7 +183,8 @@ class Tx:
 
     def ticket_by_number(self, number: str) -> TicketRow | None:
         return self.session.execute(
-            select(TicketRow).where(TicketRow.number == number)).scalar_one_or_none()
+            select(TicketRow).where(TicketRow.number == number)
+        ).scalar_one_or_none()
 
 
 class Store:
@@ -143,7 +193,8 @@ class Store:
         self.blobs = blobs
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -162,35 +213,54 @@ class Store:
         except OperationalError as exc:
             raise StoreUnavailable(str(exc.orig)) from exc
 
-    def register_mail(self, origin: MailOrigin, content_hash: str, message_id: str,
-                      sender: str, raw: bytes, now: datetime) -> MailRecord:
+    def register_mail(
+        self,
+        origin: MailOrigin,
+        content_hash: str,
+        message_id: str,
+        sender: str,
+        raw: bytes,
+        now: datetime,
+    ) -> MailRecord:
         """Record a mail and count one more attempt on it, in its own commit."""
         blob = self.blobs.put(raw)
         with self.transaction() as tx:
             row = _find_mail(tx.session, origin, content_hash)
             if row is None:
                 row = MailRow(
-                    source=origin.source, uidvalidity=origin.uidvalidity,
-                    uid=origin.uid, content_hash=content_hash,
-                    message_id=message_id[:998], sender=sender[:320], size=len(raw),
-                    attempts=0, state=MailState.PENDING.value, reason="",
-                    received_at=now, blob_sha256=blob)
+                    source=origin.source,
+                    uidvalidity=origin.uidvalidity,
+                    uid=origin.uid,
+                    content_hash=content_hash,
+                    message_id=message_id[:998],
+                    sender=sender[:320],
+                    size=len(raw),
+                    attempts=0,
+                    state=MailState.PENDING.value,
+                    reason="",
+                    received_at=now,
+                    blob_sha256=blob,
+                )
                 tx.add(row)
                 is_new = True
             else:
                 is_new = False
             if row.state == MailState.PENDING.value:
                 row.attempts += 1
-            return MailRecord(row.id, MailState(row.state), row.attempts, row.reason,
-                              is_new)
+            return MailRecord(
+                row.id, MailState(row.state), row.attempts, row.reason, is_new
+            )
 
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> str | None:
         if not message_ids:
             return None
         with self.reading() as session:
-            stmt = (select(TicketRow.number).join(
-                OutboxRow, OutboxRow.ticket_id == TicketRow.id)
-                .where(OutboxRow.message_id.in_(message_ids[-50:])).limit(1))
+            stmt = (
+                select(TicketRow.number)
+                .join(OutboxRow, OutboxRow.ticket_id == TicketRow.id)
+                .where(OutboxRow.message_id.in_(message_ids[-50:]))
+                .limit(1)
+            )
             return session.execute(stmt).scalar_one_or_none()
 
     def ticket_exists(self, number: str) -> bool:
@@ -203,35 +273,57 @@ class Store:
             return staff_roles(session)
 
 
-def _find_mail(session: Session, origin: MailOrigin, content_hash: str
-               ) -> MailRow | None:
+def _find_mail(
+    session: Session, origin: MailOrigin, content_hash: str
+) -> MailRow | None:
     if origin.uid is not None:
-        row = session.execute(select(MailRow).where(
-            MailRow.source == origin.source,
-            MailRow.uidvalidity == origin.uidvalidity,
-            MailRow.uid == origin.uid)).scalar_one_or_none()
+        row = session.execute(
+            select(MailRow).where(
+                MailRow.source == origin.source,
+                MailRow.uidvalidity == origin.uidvalidity,
+                MailRow.uid == origin.uid,
+            )
+        ).scalar_one_or_none()
         if row is not None:
             return row
     # The same bytes again (an MTA retry after a lost 250, a copy under a new
     # UID): the first record stands for it.
     return session.execute(
-        select(MailRow).where(MailRow.content_hash == content_hash)
-        .order_by(MailRow.id).limit(1)).scalar_one_or_none()
+        select(MailRow)
+        .where(MailRow.content_hash == content_hash)
+        .order_by(MailRow.id)
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def watchers_of(session: Session, ticket_id: int) -> list[WatcherRow]:
-    return list(session.execute(select(WatcherRow).where(
-        WatcherRow.ticket_id == ticket_id).order_by(WatcherRow.id)).scalars())
+    return list(
+        session.execute(
+            select(WatcherRow)
+            .where(WatcherRow.ticket_id == ticket_id)
+            .order_by(WatcherRow.id)
+        ).scalars()
+    )
 
 
 def attachments_of(session: Session, ticket_id: int) -> list[AttachmentRow]:
-    return list(session.execute(select(AttachmentRow).where(
-        AttachmentRow.ticket_id == ticket_id).order_by(AttachmentRow.id)).scalars())
+    return list(
+        session.execute(
+            select(AttachmentRow)
+            .where(AttachmentRow.ticket_id == ticket_id)
+            .order_by(AttachmentRow.id)
+        ).scalars()
+    )
 
 
 def events_of(session: Session, ticket_id: int) -> list[EventRow]:
-    return list(session.execute(select(EventRow).where(
-        EventRow.ticket_id == ticket_id).order_by(EventRow.id)).scalars())
+    return list(
+        session.execute(
+            select(EventRow)
+            .where(EventRow.ticket_id == ticket_id)
+            .order_by(EventRow.id)
+        ).scalars()
+    )
 
 
 def staff_roles(session: Session) -> dict[str, str]:

@@ -3,7 +3,8 @@
 Machine-written mail (loops, bounces, auto-replies, list traffic) is recognised
 before anything else, so that no ticket is opened and nothing is answered for
 it. Then threading: thread headers naming a message we sent, then the subject
-tag; otherwise a new ticket, if the sender may open one.
+tag; then a subject that is a command word (HELP, LIST); otherwise a new
+ticket, if the sender may open one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from maild.core.commands import SubjectCommand, parse_subject_command
 from maild.core.numbering import number_in_subject
 from maild.domain import IgnoreReason, InboundMail, TicketType
 
@@ -51,6 +53,13 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandMail:
+    """A new mail whose subject is a command word: HELP/AIDE or LIST/LISTE."""
+
+    command: SubjectCommand
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     reason: IgnoreReason
     ticket_number: str | None  # the ticket it concerns, where known
@@ -62,11 +71,12 @@ class Outsider:
     detail: str
 
 
-Classification = NewTicket | Reply | Ignored | Outsider
+Classification = NewTicket | Reply | CommandMail | Ignored | Outsider
 
 
-def classify(mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
-             ) -> Classification:
+def classify(
+    mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
+) -> Classification:
     """Say what mail is: machine mail, a reply, a new ticket or an outsider's."""
     ticket = _thread(mail, policy, lookup)
     machine = _machine_mail(mail, policy)
@@ -76,8 +86,12 @@ def classify(mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
     if ticket is not None:
         return Reply(ticket)
     if not is_accepted(mail.sender.address, policy.accepted_domains):
-        return Outsider(f"sender {mail.sender.address or '(none)'} is not in an "
-                        "accepted domain")
+        return Outsider(
+            f"sender {mail.sender.address or '(none)'} is not in an accepted domain"
+        )
+    command = parse_subject_command(mail.subject)
+    if command is not None:
+        return CommandMail(command)
     return _new_ticket(mail, policy)
 
 
@@ -94,8 +108,9 @@ def is_accepted(address: str, accepted_domains: tuple[str, ...]) -> bool:
     return False
 
 
-def _machine_mail(mail: InboundMail, policy: HelpdeskPolicy
-                  ) -> tuple[IgnoreReason, str] | None:
+def _machine_mail(
+    mail: InboundMail, policy: HelpdeskPolicy
+) -> tuple[IgnoreReason, str] | None:
     auto = mail.auto
     if auto.is_maild_loop or _is_own_message_id(mail.message_id, policy):
         return IgnoreReason.LOOP, "our own mail came back"
@@ -121,12 +136,15 @@ def _machine_mail(mail: InboundMail, policy: HelpdeskPolicy
 def _is_own_message_id(message_id: str, policy: HelpdeskPolicy) -> bool:
     """Our Message-IDs are `<24 hex token>.<12 hex>@<our domain>`."""
     local, _, domain = message_id.rpartition("@")
-    return (domain.lower() == policy.own_message_id_domain.lower()
-            and _OWN_ID.fullmatch(local) is not None)
+    return (
+        domain.lower() == policy.own_message_id_domain.lower()
+        and _OWN_ID.fullmatch(local) is not None
+    )
 
 
-def _thread(mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
-            ) -> str | None:
+def _thread(
+    mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
+) -> str | None:
     if mail.thread_refs:
         number = lookup.ticket_for_message_ids(mail.thread_refs)
         if number is not None:

@@ -7,19 +7,95 @@ service renders and queues in the same transaction as the change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import assert_never
 
-from maild.domain import Audience, Notification, Person, TicketView
+from maild.domain import (
+    Attachment,
+    Audience,
+    CommandResult,
+    EventKind,
+    Notification,
+    Person,
+    Role,
+    TicketView,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class TicketOpened:
     ticket: TicketView
-    note: str  # e.g. why the named beneficiary was not taken
+    note: str  # a note code, e.g. beneficiary_outside
+    note_detail: str
     source_message_id: str  # the mail that opened it, answered by the confirmation
 
 
-Outcome = TicketOpened
+class Author(StrEnum):
+    """Who wrote a comment, as far as forwarding is concerned."""
+
+    PARTY = "party"  # requester, beneficiary or watcher
+    OWNER = "owner"
+    STAFF = "staff"  # staff other than the owner: internal
+    STRANGER = "stranger"  # neither on the ticket nor staff: kept for staff only
+
+
+@dataclass(frozen=True, slots=True)
+class CommentAdded:
+    ticket: TicketView
+    author: Author
+    actor: str
+    text: str
+    attachments: tuple[Attachment, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandApplied:
+    event: EventKind
+    ticket: TicketView  # as the command left it
+    actor: str
+    text: str
+    previous_owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    ticket: TicketView | None
+    sender: str
+    results: tuple[CommandResult, ...]
+    in_reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTicketReply:
+    ticket: TicketView
+    sender: str
+    in_reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class HelpAsked:
+    sender: str
+    role: Role
+    in_reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListAsked:
+    sender: str
+    role: Role
+    tickets: tuple[TicketView, ...]
+    in_reply_to: str
+
+
+Outcome = (
+    TicketOpened
+    | CommentAdded
+    | CommandApplied
+    | Transcript
+    | ClosedTicketReply
+    | HelpAsked
+    | ListAsked
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,32 +104,174 @@ class Caps:
     per_day: int
 
 
-def notifications_for(outcome: Outcome, pool_address: str
-                      ) -> tuple[Notification, ...]:
+def notifications_for(outcome: Outcome, pool_address: str) -> tuple[Notification, ...]:
     """Say who is told what about an outcome."""
     match outcome:
         case TicketOpened():
             return _ticket_opened(outcome, pool_address)
+        case CommentAdded():
+            return _comment_added(outcome, pool_address)
+        case CommandApplied():
+            return _command_applied(outcome, pool_address)
+        case Transcript():
+            return (
+                Notification(
+                    template="transcript",
+                    audience=Audience.SENDER,
+                    to=(outcome.sender,),
+                    ticket=outcome.ticket,
+                    results=outcome.results,
+                    in_reply_to=outcome.in_reply_to,
+                    is_capped=True,
+                ),
+            )
+        case ClosedTicketReply():
+            return (
+                Notification(
+                    template="closed_ticket",
+                    audience=Audience.SENDER,
+                    to=(outcome.sender,),
+                    ticket=outcome.ticket,
+                    note="ticket_closed",
+                    in_reply_to=outcome.in_reply_to,
+                    is_capped=True,
+                ),
+            )
+        case HelpAsked():
+            return (
+                Notification(
+                    template="help",
+                    audience=Audience.SENDER,
+                    to=(outcome.sender,),
+                    role=outcome.role.value,
+                    in_reply_to=outcome.in_reply_to,
+                    is_capped=True,
+                ),
+            )
+        case ListAsked():
+            return (
+                Notification(
+                    template="list",
+                    audience=Audience.SENDER,
+                    to=(outcome.sender,),
+                    role=outcome.role.value,
+                    tickets=outcome.tickets,
+                    in_reply_to=outcome.in_reply_to,
+                    is_capped=True,
+                ),
+            )
         case _:
             assert_never(outcome)
 
 
-def _ticket_opened(outcome: TicketOpened, pool_address: str
-                   ) -> tuple[Notification, ...]:
+def _ticket_opened(
+    outcome: TicketOpened, pool_address: str
+) -> tuple[Notification, ...]:
     ticket = outcome.ticket
-    people = _unique((ticket.requester, ticket.beneficiary, *ticket.watchers))
     return (
-        Notification(template="confirmation", audience=Audience.REQUESTER,
-                     to=people, ticket=ticket, note=outcome.note,
-                     in_reply_to=outcome.source_message_id, is_capped=True),
-        Notification(template="announcement", audience=Audience.POOL,
-                     to=(pool_address,), ticket=ticket),
+        Notification(
+            template="confirmation",
+            audience=Audience.REQUESTER,
+            to=_public(ticket),
+            ticket=ticket,
+            note=outcome.note,
+            note_detail=outcome.note_detail,
+            in_reply_to=outcome.source_message_id,
+            is_capped=True,
+        ),
+        Notification(
+            template="announcement",
+            audience=Audience.POOL,
+            to=(pool_address,),
+            ticket=ticket,
+        ),
     )
+
+
+def _comment_added(
+    outcome: CommentAdded, pool_address: str
+) -> tuple[Notification, ...]:
+    ticket = outcome.ticket
+    match outcome.author:
+        case Author.PARTY:
+            return (
+                Notification(
+                    template="comment",
+                    audience=Audience.OWNER,
+                    to=(ticket.owner or pool_address,),
+                    ticket=ticket,
+                    text=outcome.text,
+                    actor=outcome.actor,
+                    attachments=outcome.attachments,
+                ),
+            )
+        case Author.OWNER:
+            return (
+                Notification(
+                    template="comment",
+                    audience=Audience.REQUESTER,
+                    to=_unique((ticket.requester, ticket.beneficiary)),
+                    ticket=ticket,
+                    text=outcome.text,
+                    actor=outcome.actor,
+                    attachments=outcome.attachments,
+                ),
+            )
+        case Author.STAFF | Author.STRANGER:
+            return ()
+        case _:
+            assert_never(outcome.author)
+
+
+def _command_applied(
+    outcome: CommandApplied, pool_address: str
+) -> tuple[Notification, ...]:
+    ticket, event = outcome.ticket, outcome.event
+
+    def notice(
+        template: str, audience: Audience, to: tuple[str, ...], note: str = ""
+    ) -> tuple[Notification, ...]:
+        return (
+            Notification(
+                template=template,
+                audience=audience,
+                to=to,
+                ticket=ticket,
+                text=outcome.text,
+                actor=outcome.actor,
+                note=note,
+                note_detail=outcome.actor,
+            ),
+        )
+
+    owner = (ticket.owner or outcome.previous_owner or pool_address,)
+    match event:
+        case EventKind.CLAIMED:
+            return notice("claimed", Audience.REQUESTER, _public(ticket))
+        case EventKind.RESOLVED:
+            return notice("resolved", Audience.REQUESTER, _public(ticket))
+        case EventKind.RELEASED:
+            return notice("announcement", Audience.POOL, (pool_address,), "released")
+        case EventKind.ASSIGNED:
+            return notice("assigned", Audience.OWNER, owner)
+        case EventKind.REFUSED:
+            return notice("refused", Audience.OWNER, owner)
+        case EventKind.ACCEPTED:
+            return notice("accepted", Audience.OWNER, owner)
+        case EventKind.CANCELLED:
+            return notice("cancelled", Audience.OWNER, owner)
+        case _:
+            return ()
 
 
 def is_over_cap(sent_last_hour: int, sent_last_day: int, caps: Caps) -> bool:
     """Tell whether one more automatic answer to an address would pass a cap."""
     return sent_last_hour >= caps.per_hour or sent_last_day >= caps.per_day
+
+
+def _public(ticket: TicketView) -> tuple[str, ...]:
+    """Requester, beneficiary and watchers: who hears of the ticket's progress."""
+    return _unique((ticket.requester, ticket.beneficiary, *ticket.watchers))
 
 
 def _unique(people: tuple[Person, ...]) -> tuple[str, ...]:

@@ -1,0 +1,423 @@
+"""Working a ticket by reply: commands, comments and the transcript. Wiring only.
+
+The new text of a reply is split into commands and a comment (core/quotes,
+core/commands); each command is decided (core/permissions) on the ticket as
+the previous one left it and, when allowed, applied to the ticket row here;
+the comment is recorded and forwarded (core/notify); one transcript answers
+a mail that held commands. All of it in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from maild.adapters.models import EventRow, TicketRow, WatcherRow
+from maild.adapters.store import Tx, attachments_of, watchers_of
+from maild.config import Settings
+from maild.core import notify
+from maild.core.commands import Command, CommandKind, RefusedLine, parse_commands
+from maild.core.permissions import (
+    Actor,
+    Allowed,
+    Refused,
+    StaffRole,
+    TicketFacts,
+    decide,
+    facts_after,
+)
+from maild.core.quotes import new_text
+from maild.core.sla import callback_status
+from maild.domain import (
+    CloseReason,
+    CommandResult,
+    EventKind,
+    InboundMail,
+    Person,
+    Role,
+    TicketState,
+    TicketType,
+    TicketView,
+    Urgency,
+)
+from maild.outbound import Outbound
+
+log = logging.getLogger(__name__)
+
+_INTERNAL = frozenset({EventKind.CALL, EventKind.PDR, EventKind.TASK, EventKind.NOTE})
+
+
+def staff_role(address: str, settings: Settings, added: dict[str, str]) -> StaffRole:
+    """The staff role of an address: configuration first, then the CLI's list."""
+    helpdesk, address = settings.helpdesk, address.lower()
+    if address in helpdesk.supervisors or added.get(address) == "supervisor":
+        return StaffRole.SUPERVISOR
+    if address in helpdesk.technicians or added.get(address) == "technician":
+        return StaffRole.TECHNICIAN
+    return StaffRole.NONE
+
+
+def assignees(settings: Settings, added: dict[str, str]) -> frozenset[str]:
+    """Who ASSIGN may name: every technician and supervisor."""
+    helpdesk = settings.helpdesk
+    return frozenset((*helpdesk.technicians, *helpdesk.supervisors, *added))
+
+
+def facts_of(tx: Tx, row: TicketRow) -> TicketFacts:
+    return TicketFacts(
+        requester=row.requester_address,
+        beneficiary=row.beneficiary_address,
+        state=TicketState(row.status),
+        owner=row.owner,
+        watchers=frozenset(w.address for w in watchers_of(tx.session, row.id)),
+        close_reason=CloseReason(row.close_reason) if row.close_reason else None,
+    )
+
+
+def view_of(tx: Tx, row: TicketRow) -> TicketView:
+    """The ticket as notifications may show it."""
+    return ticket_view(
+        row,
+        [Person(w.name, w.address) for w in watchers_of(tx.session, row.id)],
+        [a.filename for a in attachments_of(tx.session, row.id)],
+    )
+
+
+def ticket_view(
+    row: TicketRow,
+    watchers: list[Person] | tuple[Person, ...],
+    attachment_names: list[str],
+) -> TicketView:
+    """Build the view of a ticket from its row."""
+    return TicketView(
+        number=row.number,
+        ticket_type=TicketType(row.ticket_type),
+        status=TicketState(row.status),
+        subject=row.subject,
+        description=row.description,
+        requester=Person(row.requester_name, row.requester_address),
+        beneficiary=Person(row.beneficiary_name, row.beneficiary_address),
+        application=row.application,
+        urgency=Urgency(row.urgency),
+        phone=row.phone,
+        owner=row.owner,
+        created_at=row.created_at,
+        callback_due_at=row.callback_due_at,
+        watchers=tuple(watchers),
+        attachment_names=tuple(attachment_names),
+    )
+
+
+class ReplyWork:
+    """Applies one reply to one ticket inside an open transaction."""
+
+    def __init__(self, settings: Settings, outbound: Outbound) -> None:
+        self.settings = settings
+        self.outbound = outbound
+
+    def apply(
+        self, tx: Tx, row: TicketRow, mail: InboundMail, mail_id: int, now: datetime
+    ) -> str:
+        """Apply the reply; return a one-line summary for the mail record."""
+        added = tx.staff()
+        actor = Actor(
+            mail.sender.address, staff_role(mail.sender.address, self.settings, added)
+        )
+        text = new_text(mail.text)
+        if row.status == TicketState.CLOSED.value:
+            self._event(
+                tx,
+                row,
+                EventKind.COMMENT,
+                actor.address,
+                now,
+                text,
+                mail,
+                mail_id,
+                is_internal=True,
+            )
+            self.outbound.queue_all(
+                tx,
+                notify.ClosedTicketReply(
+                    view_of(tx, row), actor.address, mail.message_id
+                ),
+                row,
+                now,
+            )
+            return f"reply on closed {row.number}"
+        parsed = parse_commands(text)
+        entries: list[Command | RefusedLine] = sorted(
+            (*parsed.commands, *parsed.refused), key=lambda e: e.line_no
+        )
+        results = [
+            self._command(tx, row, actor, entry, mail, mail_id, now, added)
+            for entry in entries
+        ]
+        if parsed.comment or (mail.attachments and not entries):
+            self._comment(tx, row, actor, parsed.comment, mail, mail_id, now)
+        elif mail.attachments:
+            tx.add_attachments(row.id, None, mail.attachments)  # kept on the ticket
+        if results:
+            self.outbound.queue_all(
+                tx,
+                notify.Transcript(
+                    view_of(tx, row), actor.address, tuple(results), mail.message_id
+                ),
+                row,
+                now,
+            )
+        done = sum(r.is_done for r in results)
+        return (
+            f"reply on {row.number}: {done} command(s) done, "
+            f"{len(results) - done} refused"
+        )
+
+    def _command(
+        self,
+        tx: Tx,
+        row: TicketRow,
+        actor: Actor,
+        entry: Command | RefusedLine,
+        mail: InboundMail,
+        mail_id: int,
+        now: datetime,
+        added: dict[str, str],
+    ) -> CommandResult:
+        if isinstance(entry, RefusedLine):
+            return self._refuse(
+                tx,
+                row,
+                actor,
+                entry.line,
+                entry.problem.value,
+                entry.suggestion,
+                mail,
+                mail_id,
+                now,
+            )
+        line = _line_of(entry)
+        decision = decide(
+            actor, entry, facts_of(tx, row), assignees=assignees(self.settings, added)
+        )
+        match decision:
+            case Refused():
+                return self._refuse(
+                    tx,
+                    row,
+                    actor,
+                    line,
+                    decision.reason.value,
+                    decision.owner or decision.state.value,
+                    mail,
+                    mail_id,
+                    now,
+                )
+            case Allowed():
+                self._apply_allowed(tx, row, actor, entry, decision, mail, mail_id, now)
+                return CommandResult(line, is_done=True)
+
+    def _apply_allowed(
+        self,
+        tx: Tx,
+        row: TicketRow,
+        actor: Actor,
+        command: Command,
+        decision: Allowed,
+        mail: InboundMail,
+        mail_id: int,
+        now: datetime,
+    ) -> None:
+        previous_owner = row.owner
+        facts = facts_after(facts_of(tx, row), actor, command)
+        row.owner = facts.owner
+        row.status = decision.next_state.value
+        _apply_effect(row, command, now)
+        self._event(
+            tx,
+            row,
+            decision.event,
+            actor.address,
+            now,
+            _event_text(command),
+            mail,
+            mail_id,
+            is_internal=decision.event in _INTERNAL,
+        )
+        self.outbound.queue_all(
+            tx,
+            notify.CommandApplied(
+                decision.event,
+                view_of(tx, row),
+                actor.address,
+                command.text,
+                previous_owner,
+            ),
+            row,
+            now,
+        )
+        log.info("ticket=%s %s by %s", row.number, decision.event, actor.address)
+
+    def _refuse(
+        self,
+        tx: Tx,
+        row: TicketRow,
+        actor: Actor,
+        line: str,
+        reason: str,
+        detail: str,
+        mail: InboundMail,
+        mail_id: int,
+        now: datetime,
+    ) -> CommandResult:
+        self._event(
+            tx,
+            row,
+            EventKind.COMMAND_REFUSED,
+            actor.address,
+            now,
+            f"{line} ({reason})",
+            mail,
+            mail_id,
+            is_internal=True,
+        )
+        return CommandResult(line, is_done=False, reason=reason, detail=detail)
+
+    def _comment(
+        self,
+        tx: Tx,
+        row: TicketRow,
+        actor: Actor,
+        text: str,
+        mail: InboundMail,
+        mail_id: int,
+        now: datetime,
+    ) -> None:
+        author = _author(actor, facts_of(tx, row))
+        is_internal = author in (notify.Author.STAFF, notify.Author.STRANGER)
+        event = self._event(
+            tx,
+            row,
+            EventKind.COMMENT,
+            actor.address,
+            now,
+            text,
+            mail,
+            mail_id,
+            is_internal=is_internal,
+        )
+        tx.add_attachments(row.id, event.id, mail.attachments)
+        self.outbound.queue_all(
+            tx,
+            notify.CommentAdded(
+                view_of(tx, row), author, actor.address, text, mail.attachments
+            ),
+            row,
+            now,
+        )
+
+    def _event(
+        self,
+        tx: Tx,
+        row: TicketRow,
+        kind: EventKind,
+        actor: str,
+        now: datetime,
+        text: str,
+        mail: InboundMail,
+        mail_id: int,
+        *,
+        is_internal: bool,
+    ) -> EventRow:
+        return tx.add_event(
+            EventRow(
+                ticket_id=row.id,
+                kind=kind.value,
+                actor=actor,
+                at=now,
+                text=text,
+                message_id=mail.message_id,
+                is_internal=is_internal,
+                mail_id=mail_id,
+            )
+        )
+
+
+def add_watchers(tx: Tx, row: TicketRow, watchers: tuple[Person, ...]) -> None:
+    for watcher in watchers:
+        tx.session.add(
+            WatcherRow(ticket_id=row.id, name=watcher.name, address=watcher.address)
+        )
+
+
+def _apply_effect(row: TicketRow, command: Command, now: datetime) -> None:
+    """What a command changes on the ticket besides its state and owner."""
+    match command.kind:
+        case CommandKind.CALL | CommandKind.PDR:
+            _first_call(row, now)
+        case CommandKind.RESOLVED:
+            _first_call(row, now)
+            row.resolved_at = now
+        case CommandKind.REFUSE:
+            row.resolved_at = None
+        case CommandKind.ACCEPT:
+            row.closed_at, row.close_reason = now, CloseReason.ACCEPTED.value
+        case CommandKind.CANCEL:
+            row.closed_at, row.close_reason = now, CloseReason.CANCELLED.value
+        case CommandKind.RATE:
+            row.rating_score, row.rating_comment = command.score, command.text
+        case (
+            CommandKind.CLAIM
+            | CommandKind.RELEASE
+            | CommandKind.ASSIGN
+            | CommandKind.TASK
+            | CommandKind.NOTE
+        ):
+            pass  # state and owner only, set by the caller
+
+
+def _first_call(row: TicketRow, now: datetime) -> None:
+    """The first CALL, PDR or RESOLVED meets (or misses) the call-back SLA."""
+    if row.first_call_at is None:
+        row.first_call_at = now
+        if row.callback_due_at is not None:
+            row.callback_met = callback_status(row.callback_due_at, now, now)
+
+
+def _author(actor: Actor, facts: TicketFacts) -> notify.Author:
+    address = actor.address.lower()
+    if facts.owner and address == facts.owner.lower():
+        return notify.Author.OWNER
+    parties = {facts.requester.lower(), facts.beneficiary.lower(), *facts.watchers}
+    if address in parties:
+        return notify.Author.PARTY
+    return notify.Author.STAFF if actor.is_staff else notify.Author.STRANGER
+
+
+def _line_of(command: Command) -> str:
+    parts = [command.kind.value.upper()]
+    if command.score is not None:
+        parts.append(str(command.score))
+    if command.address:
+        parts.append(command.address)
+    if command.text:
+        parts.append(command.text.splitlines()[0][:80])
+    return " ".join(parts)
+
+
+def _event_text(command: Command) -> str:
+    if command.kind is CommandKind.RATE:
+        return f"{command.score}/5 {command.text}".strip()
+    if command.kind is CommandKind.ASSIGN:
+        return command.address
+    return command.text
+
+
+def role_for_help(actor: Actor) -> Role:
+    """The role whose help and list a sender gets."""
+    match actor.staff_role:
+        case StaffRole.SUPERVISOR:
+            return Role.SUPERVISOR
+        case StaffRole.TECHNICIAN:
+            return Role.TECHNICIAN
+        case StaffRole.NONE:
+            return Role.REQUESTER
