@@ -1,0 +1,335 @@
+"""Mail in, step 1 (IMAP): fetch each inbox mail, hand it over, then move it. I/O.
+
+The intake reads the configured inbox with `BODY.PEEK[]` (never sets \\Seen),
+hands every mail in UID order to a `MailHandler`, and only after the handler
+has committed and returned a disposition moves the mail to the done or the
+quarantine folder (MOVE, else COPY + \\Deleted + UID EXPUNGE of that UID). A
+crash between commit and move leaves the mail in the inbox: the handler sees
+the same (UIDVALIDITY, UID) again and must treat it as a replay. New mail is
+awaited with IDLE where offered, else by polling; a lost connection is
+re-opened with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, assert_never
+
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from maild.config import ImapSettings
+from maild.domain import MailDisposition, MailOrigin
+from maild.errors import ConfigError, MailboxUnavailable, MaildError, TransientError
+
+log = logging.getLogger(__name__)
+
+# OSError covers socket.timeout, ssl.SSLError and ConnectionError; every
+# imapclient exception derives from imaplib.IMAP4.error.
+_IMAP_ERRORS: Final = (imaplib.IMAP4.error, OSError)
+_BATCH: Final = 50  # UIDs per FETCH of sizes
+_FETCH_BYTES: Final = 16 * 1024 * 1024  # bodies per FETCH, at least one mail
+_BACKOFF_START: Final = 1.0
+_BACKOFF_MAX: Final = 60.0
+_IDLE_CHECK_SECONDS: Final = 1.0  # how soon a stop request is noticed
+_DELETED: Final = b"\\Deleted"
+
+
+class MailHandler(Protocol):
+    """Commits one mail and says where it ends; TransientError means later."""
+
+    def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Folders:
+    """The configured folders, named as the server spells them."""
+
+    inbox: str
+    done: str
+    quarantine: str
+
+
+def server_folder(name: str, separator: str | None, prefix: str = "") -> str:
+    """Map a configured name ("maild/done") to the server's hierarchy."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    mapped = name.replace("/", separator) if separator else name
+    return mapped if mapped.startswith(prefix) else prefix + mapped
+
+
+def folder_parents(folder: str, separator: str | None) -> list[str]:
+    """Return folder's ancestors and folder itself, outermost first."""
+    if not separator:
+        return [folder]
+    parts = folder.split(separator)
+    return [separator.join(parts[: i + 1]) for i in range(len(parts)) if parts[i]]
+
+
+def size_groups(sized: Sequence[tuple[int, int]], limit: int) -> Iterator[list[int]]:
+    """Group (uid, size) pairs in order so a group's sizes stay under limit."""
+    group: list[int] = []
+    total = 0
+    for uid, size in sized:
+        if group and total + size > limit:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group
+
+
+class ImapIntake:
+    """Reads one IMAP inbox and hands its mail to a MailHandler."""
+
+    def __init__(
+        self,
+        settings: ImapSettings,
+        handler: MailHandler,
+        *,
+        idle_renew_seconds: float = 300.0,
+        timeout_seconds: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._idle_renew = idle_renew_seconds  # RFC 2177: renew before 29 min
+        self._timeout = timeout_seconds  # a silent connection counts as lost
+        self._source = f"imap:{settings.username}/{settings.inbox}"
+        self._where = f"{settings.host}:{settings.port}"
+        self._client: IMAPClient | None = None
+        self._folders = Folders(settings.inbox, "", "")
+        self._uidvalidity = 0
+        self.has_idle = False
+        self.has_move = False
+
+    def run(self, stop: threading.Event) -> None:
+        """Handle mail until stop is set; ConfigError is fatal, the rest retried."""
+        delay = _BACKOFF_START
+        try:
+            while not stop.is_set():
+                if self._cycle(stop, delay):
+                    delay = _BACKOFF_START
+                else:
+                    stop.wait(delay)
+                    delay = min(delay * 2, _BACKOFF_MAX)
+        finally:
+            self.close()
+
+    def run_once(self) -> int:
+        """Connect if needed, handle every mail in the inbox now, return the count.
+
+        Raises MailboxUnavailable, or the handler's TransientError (the mail
+        stays in the inbox), or ConfigError when the server cannot move mail.
+        """
+        client = self._connected()
+        handled = 0
+        while self._select(client):
+            count = self._handle_all(client)
+            handled += count
+            if not count:
+                break  # mail that cannot be fetched: do not spin on it
+        return handled
+
+    def close(self) -> None:
+        """Log out and drop the connection; run_once reconnects."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except _IMAP_ERRORS:
+            _shutdown(client)
+
+    def _cycle(self, stop: threading.Event, delay: float) -> bool:
+        try:
+            self.run_once()
+            self._wait_for_mail(stop)
+        except MailboxUnavailable as exc:
+            log.warning("imap %s lost (%s); retry in %.0f s", self._where, exc, delay)
+            self._drop()
+            return False
+        except TransientError as exc:
+            log.warning("imap mail kept in inbox (%s); retry in %.0f s", exc, delay)
+            return False
+        return True
+
+    def _wait_for_mail(self, stop: threading.Event) -> None:
+        if self.has_idle:
+            self._idle(self._connected(), stop)
+        else:
+            stop.wait(self._settings.poll_seconds)
+
+    def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
+        renew_at = time.monotonic() + self._idle_renew
+        with self._io():
+            client.idle()
+        while not stop.is_set() and time.monotonic() < renew_at:
+            started = time.monotonic()
+            with self._io():
+                responses = client.idle_check(timeout=_IDLE_CHECK_SECONDS)
+            if any(_is_untagged(r, b"BYE") for r in responses):
+                raise MailboxUnavailable(f"{self._settings.host}: server said BYE")
+            if any(_is_untagged(r, b"EXISTS") for r in responses):
+                break
+            if not responses and time.monotonic() - started < _IDLE_CHECK_SECONDS / 2:
+                break  # readable, nothing read: end of stream? idle_done tells
+        with self._io():
+            client.idle_done()  # a dead connection fails here or at the SELECT
+
+    def _select(self, client: IMAPClient) -> int:
+        """Select the inbox afresh and return how many mails it holds.
+
+        A new mail announced during a SEARCH, FETCH or MOVE would not be
+        announced again in IDLE; a SELECT as the last command before IDLE
+        leaves no such gap.
+        """
+        with self._io():
+            selected = client.select_folder(self._folders.inbox)
+        uidvalidity = int(selected[b"UIDVALIDITY"])
+        if self._uidvalidity and uidvalidity != self._uidvalidity:
+            log.warning("imap UIDVALIDITY was %s, is %s", self._uidvalidity,
+                        uidvalidity)  # fmt: skip
+        self._uidvalidity = uidvalidity
+        return int(selected[b"EXISTS"])
+
+    def _handle_all(self, client: IMAPClient) -> int:
+        with self._io():
+            uids = sorted(client.search("ALL"))
+        return sum(self._handle_batch(client, uids[i : i + _BATCH])
+                   for i in range(0, len(uids), _BATCH))  # fmt: skip
+
+    def _handle_batch(self, client: IMAPClient, uids: list[int]) -> int:
+        with self._io():
+            found = client.fetch(uids, ["RFC822.SIZE"]) if uids else {}
+        sizes = {uid: int(item[b"RFC822.SIZE"]) for uid, item in found.items()}
+        handled = 0
+        for group in size_groups(
+            [(u, sizes[u]) for u in uids if u in sizes], _FETCH_BYTES
+        ):
+            with self._io():
+                bodies = client.fetch(group, ["BODY.PEEK[]"])
+            for uid in group:
+                raw = bodies.get(uid, {}).get(b"BODY[]")
+                if raw is None:
+                    continue  # expunged by someone else since the search
+                self._handle_one(client, uid, raw, sizes[uid])
+                handled += 1
+        return handled
+
+    def _handle_one(self, client: IMAPClient, uid: int, raw: bytes, size: int) -> None:
+        origin = MailOrigin(
+            source=self._source, uidvalidity=self._uidvalidity, uid=uid, size=size
+        )
+        disposition = self._handler.handle(raw, origin)  # commits; may defer
+        match disposition:
+            case MailDisposition.DONE:
+                folder = self._folders.done
+            case MailDisposition.QUARANTINED:
+                folder = self._folders.quarantine
+            case _:
+                assert_never(disposition)
+        with self._io():
+            if self.has_move:
+                client.move([uid], folder)
+            else:
+                client.copy([uid], folder)
+                client.add_flags([uid], [_DELETED], silent=True)
+                client.uid_expunge([uid])  # only this UID, not others' \Deleted
+        log.info("imap uid=%s/%s moved to %s", self._uidvalidity, uid, folder)
+
+    def _connected(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        s = self._settings
+        context = ssl.create_default_context() if s.tls else None
+        with self._io():
+            client = IMAPClient(
+                s.host, s.port, ssl=s.tls, ssl_context=context, timeout=self._timeout
+            )
+        try:
+            self._set_up(client)
+        except MaildError:
+            _shutdown(client)
+            raise
+        self._client = client
+        return client
+
+    def _set_up(self, client: IMAPClient) -> None:
+        s = self._settings
+        try:
+            with self._io():
+                client.login(s.username, s.password)
+        except MailboxUnavailable as exc:
+            if isinstance(exc.__cause__, LoginError):
+                log.error("imap %s refused the login of %s", s.host, s.username)
+            raise
+        with self._io():
+            self._check_capabilities(set(client.capabilities()))
+            self._folders = self._prepare_folders(client)
+        log.info("imap %s ready, idle=%s move=%s", self._where, self.has_idle,
+                 self.has_move)  # fmt: skip
+
+    def _check_capabilities(self, capabilities: set[bytes]) -> None:
+        self.has_idle = b"IDLE" in capabilities
+        self.has_move = b"MOVE" in capabilities
+        if not self.has_move and b"UIDPLUS" not in capabilities:
+            raise ConfigError("imap.host", f"{self._where} has neither MOVE nor "
+                              "UIDPLUS: cannot remove one mail alone")  # fmt: skip
+
+    def _prepare_folders(self, client: IMAPClient) -> Folders:
+        separator, prefix = _hierarchy(client)
+        s = self._settings
+        names = (s.inbox, s.done_folder, s.quarantine_folder)
+        folders = Folders(*(server_folder(n, separator, prefix) for n in names))
+        for folder in (folders.done, folders.quarantine):
+            for name in folder_parents(folder, separator):
+                if name.upper() != "INBOX" and not client.folder_exists(name):
+                    client.create_folder(name)
+                    log.info("imap folder %s created", name)
+        return folders
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            _shutdown(client)
+
+    @contextmanager
+    def _io(self) -> Iterator[None]:
+        try:
+            yield
+        except _IMAP_ERRORS as exc:
+            raise MailboxUnavailable(f"{self._settings.host}: {exc}") from exc
+
+
+def _hierarchy(client: IMAPClient) -> tuple[str | None, str]:
+    """Return the server's separator and personal namespace prefix."""
+    if client.has_capability("NAMESPACE"):
+        personal = client.namespace().personal
+        if personal:
+            prefix, separator = personal[0]
+            return separator or None, prefix
+    listed = client.list_folders("", "")  # LIST "" "" answers the separator
+    separator = listed[0][1] if listed else None
+    return (separator.decode() if isinstance(separator, bytes) else separator), ""
+
+
+def _is_untagged(response: Any, kind: bytes) -> bool:
+    """Tell whether an IDLE response such as (3, b"EXISTS") is of kind."""
+    if not isinstance(response, tuple):
+        return False
+    return any(
+        isinstance(part, bytes) and part.upper() == kind for part in response[:2]
+    )
+
+
+def _shutdown(client: IMAPClient) -> None:
+    with suppress(OSError):  # the connection is already gone: nothing to release
+        client.shutdown()
