@@ -17,16 +17,18 @@ from types import FrameType
 
 from maild.adapters.blobs import BlobStore
 from maild.adapters.database import is_sqlite, make_engine, upgrade
+from maild.adapters.imap_intake import ImapIntake
 from maild.adapters.mailer import EmlDirectory, SmtpRelay, build_message
 from maild.adapters.outbox import Mailer, OutboxSender
 from maild.adapters.parse_worker import ParserPool
+from maild.adapters.scheduler import SlaTicker
 from maild.adapters.smtp_intake import SmtpIntake
 from maild.adapters.store import Store
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
 from maild.config import Settings
 from maild.core.parse import ParseLimits
 from maild.domain import MailDisposition, MailOrigin
-from maild.errors import TransientError
+from maild.errors import MailboxUnavailable, TransientError
 from maild.service import Clock, Service
 
 log = logging.getLogger(__name__)
@@ -141,36 +143,58 @@ def run(
             target=parts.outbox.run, args=(stop,), name="outbox", daemon=True
         )
     ]
-    intake = None
-    if settings.smtp_intake is not None:
-        helpdesk = settings.helpdesk
-        intake = SmtpIntake(
-            handler,
-            settings.smtp_intake.host,
-            settings.smtp_intake.port,
-            frozenset({helpdesk.incident_address, helpdesk.request_address}),
-            settings.limits.max_mail_bytes,
-        )
-        intake.start()
-    if settings.imap is not None:
-        from maild.adapters.imap_intake import ImapIntake
-
-        imap = ImapIntake(settings.imap, handler)
-        threads.append(
-            threading.Thread(target=imap.run, args=(stop,), name="imap", daemon=True)
-        )
-    for thread in threads:
-        thread.start()
-    log.info("maild running")
-    stop.wait()
-    log.info("maild stopping")
-    if intake is not None:
-        intake.stop()
-    parts.outbox.wakeup.set()
-    for thread in threads:
-        thread.join(STOP_SECONDS)
-    parts.close()
+    threads[0].start()
+    ticker = SlaTicker(lambda now: _check_sla(parts, now), clock, settings.sla.timezone)
+    ticker.start()
+    intake = _start_smtp_intake(settings, handler)
+    try:
+        if settings.imap is not None:
+            imap = ImapIntake(settings.imap, handler)
+            try:
+                imap.run_once()  # a server maild cannot work with stops it here
+            except MailboxUnavailable as exc:
+                log.warning("imap: %s; will keep trying", exc)
+            threads.append(
+                threading.Thread(
+                    target=imap.run, args=(stop,), name="imap", daemon=True
+                )
+            )
+            threads[-1].start()
+        log.info("maild running")
+        stop.wait()
+    finally:
+        log.info("maild stopping")
+        stop.set()
+        if intake is not None:
+            intake.stop()
+        ticker.stop()
+        parts.outbox.wakeup.set()
+        for thread in threads:
+            thread.join(STOP_SECONDS)
+        parts.close()
     return 0
+
+
+def _start_smtp_intake(settings: Settings, handler: SafeHandler) -> SmtpIntake | None:
+    if settings.smtp_intake is None:
+        return None
+    helpdesk = settings.helpdesk
+    intake = SmtpIntake(
+        handler,
+        settings.smtp_intake.host,
+        settings.smtp_intake.port,
+        frozenset({helpdesk.incident_address, helpdesk.request_address}),
+        settings.limits.max_mail_bytes,
+    )
+    intake.start()
+    return intake
+
+
+def _check_sla(parts: Parts, now: datetime) -> int:
+    fired = parts.service.check_sla(now)
+    if fired:
+        parts.outbox.wakeup.set()
+    return fired
 
 
 def _on_signals(stop: threading.Event) -> None:

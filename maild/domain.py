@@ -75,6 +75,7 @@ class Audience(StrEnum):
     POOL = "pool"  # the technicians' pool address
     OWNER = "owner"
     SUPERVISOR = "supervisor"
+    TECHNICIAN = "technician"  # each technician, e.g. the morning digest
     SENDER = "sender"  # whoever wrote the mail being answered
 
 
@@ -230,6 +231,7 @@ class TicketView:
     callback_due_at: datetime | None
     watchers: tuple[Person, ...] = ()
     attachment_names: tuple[str, ...] = ()
+    first_call_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

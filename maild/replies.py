@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from maild.adapters.models import EventRow, TicketRow, WatcherRow
-from maild.adapters.store import Tx, attachments_of, watchers_of
+from maild.adapters.models import EventRow, TicketRow
+from maild.adapters.store import Tx
 from maild.config import Settings
 from maild.core import notify
 from maild.core.commands import Command, CommandKind, RefusedLine, parse_commands
@@ -27,20 +27,18 @@ from maild.core.permissions import (
     facts_after,
 )
 from maild.core.quotes import new_text
-from maild.core.sla import callback_status
+from maild.core.sla import BusinessCalendar, callback_status
+from maild.core.timers import timers_after
 from maild.domain import (
     CloseReason,
     CommandResult,
     EventKind,
     InboundMail,
-    Person,
     Role,
     TicketState,
-    TicketType,
-    TicketView,
-    Urgency,
 )
 from maild.outbound import Outbound
+from maild.ticket_rows import facts_of, set_timers, timers_of, view_of
 
 log = logging.getLogger(__name__)
 
@@ -63,57 +61,15 @@ def assignees(settings: Settings, added: dict[str, str]) -> frozenset[str]:
     return frozenset((*helpdesk.technicians, *helpdesk.supervisors, *added))
 
 
-def facts_of(tx: Tx, row: TicketRow) -> TicketFacts:
-    return TicketFacts(
-        requester=row.requester_address,
-        beneficiary=row.beneficiary_address,
-        state=TicketState(row.status),
-        owner=row.owner,
-        watchers=frozenset(w.address for w in watchers_of(tx.session, row.id)),
-        close_reason=CloseReason(row.close_reason) if row.close_reason else None,
-    )
-
-
-def view_of(tx: Tx, row: TicketRow) -> TicketView:
-    """The ticket as notifications may show it."""
-    return ticket_view(
-        row,
-        [Person(w.name, w.address) for w in watchers_of(tx.session, row.id)],
-        [a.filename for a in attachments_of(tx.session, row.id)],
-    )
-
-
-def ticket_view(
-    row: TicketRow,
-    watchers: list[Person] | tuple[Person, ...],
-    attachment_names: list[str],
-) -> TicketView:
-    """Build the view of a ticket from its row."""
-    return TicketView(
-        number=row.number,
-        ticket_type=TicketType(row.ticket_type),
-        status=TicketState(row.status),
-        subject=row.subject,
-        description=row.description,
-        requester=Person(row.requester_name, row.requester_address),
-        beneficiary=Person(row.beneficiary_name, row.beneficiary_address),
-        application=row.application,
-        urgency=Urgency(row.urgency),
-        phone=row.phone,
-        owner=row.owner,
-        created_at=row.created_at,
-        callback_due_at=row.callback_due_at,
-        watchers=tuple(watchers),
-        attachment_names=tuple(attachment_names),
-    )
-
-
 class ReplyWork:
     """Applies one reply to one ticket inside an open transaction."""
 
-    def __init__(self, settings: Settings, outbound: Outbound) -> None:
+    def __init__(
+        self, settings: Settings, outbound: Outbound, calendar: BusinessCalendar
+    ) -> None:
         self.settings = settings
         self.outbound = outbound
+        self.calendar = calendar
 
     def apply(
         self, tx: Tx, row: TicketRow, mail: InboundMail, mail_id: int, now: datetime
@@ -232,6 +188,12 @@ class ReplyWork:
         row.owner = facts.owner
         row.status = decision.next_state.value
         _apply_effect(row, command, now)
+        set_timers(
+            row,
+            timers_after(
+                decision.event, timers_of(row), now, self.settings.sla, self.calendar
+            ),
+        )
         self._event(
             tx,
             row,
@@ -339,13 +301,6 @@ class ReplyWork:
                 is_internal=is_internal,
                 mail_id=mail_id,
             )
-        )
-
-
-def add_watchers(tx: Tx, row: TicketRow, watchers: tuple[Person, ...]) -> None:
-    for watcher in watchers:
-        tx.session.add(
-            WatcherRow(ticket_id=row.id, name=watcher.name, address=watcher.address)
         )
 
 

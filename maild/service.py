@@ -35,7 +35,8 @@ from maild.core.fields import extract_fields
 from maild.core.numbering import counter_name, ticket_day
 from maild.core.parse import content_hash
 from maild.core.permissions import Actor
-from maild.core.sla import BusinessCalendar, add_business_time
+from maild.core.sla import BusinessCalendar
+from maild.core.timers import timers_for_new
 from maild.domain import (
     EventKind,
     IgnoreReason,
@@ -52,14 +53,9 @@ from maild.domain import (
 )
 from maild.errors import MailRejected
 from maild.outbound import MessageBuilder, Outbound, Renderer
-from maild.replies import (
-    ReplyWork,
-    add_watchers,
-    role_for_help,
-    staff_role,
-    ticket_view,
-    view_of,
-)
+from maild.replies import ReplyWork, role_for_help, staff_role
+from maild.sla_desk import SlaDesk
+from maild.ticket_rows import add_watchers, set_timers, ticket_view, view_of
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +88,9 @@ class Service:
         self.parser = parser
         self.clock = clock
         self.outbound = Outbound(settings, renderer, build_message)
-        self.replies = ReplyWork(settings, self.outbound)
+        self.calendar = BusinessCalendar.from_policy(settings.sla)
+        self.replies = ReplyWork(settings, self.outbound, self.calendar)
+        self.sla = SlaDesk(settings, store, self.outbound, self.calendar)
         helpdesk = settings.helpdesk
         self.policy = HelpdeskPolicy(
             tag=helpdesk.tag,
@@ -101,7 +99,6 @@ class Service:
             request_address=helpdesk.request_address,
             own_message_id_domain=self.outbound.domain,
         )
-        self.calendar = BusinessCalendar.from_policy(settings.sla)
 
     def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition:
         """Handle one mail exactly once; say where it ends."""
@@ -124,6 +121,10 @@ class Service:
         except MailRejected as exc:
             return self._quarantine(record, f"{exc.reason}: {exc}", now)
         return self._apply(record, mail, now)
+
+    def check_sla(self, now: datetime) -> int:
+        """Fire the SLA timers due at now; the scheduler's only call."""
+        return self.sla.check(now)
 
     def quarantine(
         self, raw: bytes, origin: MailOrigin, reason: str
@@ -279,7 +280,7 @@ class Service:
         )
         beneficiary, note = self._beneficiary(mail.sender, fields.beneficiary)
         watchers = self._watchers(mail, beneficiary)
-        due = add_business_time(now, self.settings.sla.callback[urgency], self.calendar)
+        timers = timers_for_new(now, urgency, self.settings.sla, self.calendar)
         with self.store.transaction() as tx:
             day = ticket_day(now, self.settings.sla.timezone)
             sequence = tx.next_sequence(counter_name(ticket_type, day))
@@ -299,9 +300,10 @@ class Service:
                 phone=fields.phone,
                 owner=None,
                 created_at=now,
-                callback_due_at=due,
+                callback_due_at=timers.breach_at,
                 source_mail_id=record.id,
             )
+            set_timers(row, timers)
             tx.add(row)
             add_watchers(tx, row, watchers)
             event = self._event(

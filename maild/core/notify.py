@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import assert_never
 
+from maild.core.timers import Timer
 from maild.domain import (
     Attachment,
     Audience,
@@ -87,8 +88,25 @@ class ListAsked:
     in_reply_to: str
 
 
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    timer: Timer
+    ticket: TicketView
+    supervisors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestDue:
+    reader: str
+    role: Role  # technician or supervisor
+    tickets: tuple[TicketView, ...]
+    lines: tuple[str, ...]  # summary lines for supervisors
+
+
 Outcome = (
     TicketOpened
+    | TimerFired
+    | DigestDue
     | CommentAdded
     | CommandApplied
     | Transcript
@@ -146,6 +164,24 @@ def notifications_for(outcome: Outcome, pool_address: str) -> tuple[Notification
                     role=outcome.role.value,
                     in_reply_to=outcome.in_reply_to,
                     is_capped=True,
+                ),
+            )
+        case TimerFired():
+            return _timer_fired(outcome, pool_address)
+        case DigestDue():
+            audience = (
+                Audience.SUPERVISOR
+                if outcome.role is Role.SUPERVISOR
+                else Audience.TECHNICIAN
+            )
+            return (
+                Notification(
+                    template="digest",
+                    audience=audience,
+                    to=(outcome.reader,),
+                    role=outcome.role.value,
+                    tickets=outcome.tickets,
+                    lines=outcome.lines,
                 ),
             )
         case ListAsked():
@@ -262,6 +298,43 @@ def _command_applied(
             return notice("cancelled", Audience.OWNER, owner)
         case _:
             return ()
+
+
+def _timer_fired(outcome: TimerFired, pool_address: str) -> tuple[Notification, ...]:
+    ticket = outcome.ticket
+    owner = (ticket.owner or pool_address,)
+    match outcome.timer:
+        case Timer.REMINDER:
+            return (Notification("reminder", Audience.OWNER, owner, ticket),)
+        case Timer.PDR_RETRY:
+            return (Notification("pdr_retry", Audience.OWNER, owner, ticket),)
+        case Timer.BREACH:
+            return (
+                Notification(
+                    "breach",
+                    Audience.SUPERVISOR,
+                    outcome.supervisors or (pool_address,),
+                    ticket,
+                ),
+            )
+        case Timer.REANNOUNCE:
+            return (
+                Notification(
+                    "announcement",
+                    Audience.POOL,
+                    (pool_address,),
+                    ticket,
+                    note="reannounced",
+                ),
+            )
+        case Timer.AUTO_CLOSE:
+            return (
+                Notification(
+                    "auto_closed", Audience.REQUESTER, _public(ticket), ticket
+                ),
+            )
+        case _:
+            assert_never(outcome.timer)
 
 
 def is_over_cap(sent_last_hour: int, sent_last_day: int, caps: Caps) -> bool:

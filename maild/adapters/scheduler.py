@@ -1,0 +1,52 @@
+"""The SLA tick: APScheduler 3 calls the service with the injected clock. I/O.
+
+One periodic job, `max_instances=1`, in the calendar's time zone. It decides
+nothing: the database says what is due (service.check_sla). APScheduler's own
+job store is in memory, so several processes never share it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 30
+
+
+class SlaTicker:
+    def __init__(
+        self,
+        check_sla: Callable[[datetime], int],
+        clock: Callable[[], datetime],
+        timezone: str,
+        seconds: int = TICK_SECONDS,
+    ) -> None:
+        self.check_sla = check_sla
+        self.clock = clock
+        self.scheduler = BackgroundScheduler(timezone=timezone)
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=seconds,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=clock(),
+            id="sla",
+        )
+
+    def tick(self) -> None:
+        """Run one SLA check at the injected clock's now."""
+        fired = self.check_sla(self.clock())
+        if fired:
+            log.info("sla: %s timer(s) fired", fired)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=True)

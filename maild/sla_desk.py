@@ -1,0 +1,210 @@
+"""The SLA desk: fires the timers that are due and sends the morning digests.
+Wiring only: `check(now)` is what the scheduler calls.
+
+Due tickets are found with indexed queries on the timer columns, so the cost
+follows the number of due tickets, not the number of tickets. Each ticket is
+handled in its own transaction, in which the timer is re-read, its notice
+queued and the timer cleared (or moved on): a restart neither loses a timer
+nor sends one twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from maild.adapters.models import CounterRow, EventRow, TicketRow
+from maild.adapters.store import Store, Tx
+from maild.config import Settings
+from maild.core import notify
+from maild.core.sla import BusinessCalendar
+from maild.core.timers import (
+    Timer,
+    may_fire,
+    timers_after_firing,
+)
+from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView
+from maild.outbound import MAILD, Outbound
+from maild.ticket_rows import set_timers, timers_of, view_of
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+_COLUMNS: dict[Timer, InstrumentedAttribute[datetime | None]] = {
+    Timer.REMINDER: TicketRow.reminder_at,
+    Timer.BREACH: TicketRow.breach_at,
+    Timer.REANNOUNCE: TicketRow.reannounce_at,
+    Timer.PDR_RETRY: TicketRow.pdr_retry_at,
+    Timer.AUTO_CLOSE: TicketRow.auto_close_at,
+}
+_EVENTS = {
+    Timer.REMINDER: EventKind.REMINDER,
+    Timer.PDR_RETRY: EventKind.REMINDER,
+    Timer.BREACH: EventKind.BREACH,
+    Timer.REANNOUNCE: EventKind.REANNOUNCED,
+    Timer.AUTO_CLOSE: EventKind.AUTO_CLOSED,
+}
+_DIGEST_COUNTER = "digest"
+
+
+class SlaDesk:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        outbound: Outbound,
+        calendar: BusinessCalendar,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.outbound = outbound
+        self.calendar = calendar
+
+    def check(self, now: datetime) -> int:
+        """Fire every timer due at now, then the digests; return how many fired."""
+        fired = 0
+        for timer, column in _COLUMNS.items():
+            if not may_fire(timer, now, self.calendar):
+                continue  # held until business hours; stays due
+            for ticket_id in self._due(column, now):
+                with self.store.transaction() as tx:
+                    row = tx.session.get(TicketRow, ticket_id)
+                    due = getattr(row, column.key) if row is not None else None
+                    if row is not None and due is not None and due <= now:
+                        self._fire(tx, row, timer, now)
+                        fired += 1
+        return fired + self._digests(now)
+
+    def _due(
+        self, column: InstrumentedAttribute[datetime | None], now: datetime
+    ) -> list[int]:
+        with self.store.reading() as session:
+            return list(
+                session.execute(
+                    select(TicketRow.id)
+                    .where(column <= now)
+                    .order_by(column)
+                    .limit(BATCH)
+                ).scalars()
+            )
+
+    def _fire(self, tx: Tx, row: TicketRow, timer: Timer, now: datetime) -> None:
+        if timer is Timer.REANNOUNCE and row.status != TicketState.NEW.value:
+            row.reannounce_at = None  # claimed meanwhile: nothing to announce
+            return
+        if timer is Timer.AUTO_CLOSE:
+            if row.status != TicketState.RESOLVED.value:
+                row.auto_close_at = None
+                return
+            row.status = TicketState.CLOSED.value
+            row.closed_at, row.close_reason = now, CloseReason.AUTO_CLOSED.value
+        if timer is Timer.BREACH and row.first_call_at is None:
+            row.callback_met = False
+        set_timers(
+            row,
+            timers_after_firing(
+                timer, timers_of(row), now, self.settings.sla, self.calendar
+            ),
+        )
+        tx.add_event(
+            EventRow(
+                ticket_id=row.id,
+                kind=_EVENTS[timer].value,
+                actor=MAILD,
+                at=now,
+                text=timer.value,
+                message_id=None,
+                is_internal=True,
+            )
+        )
+        self.outbound.queue_all(
+            tx,
+            notify.TimerFired(
+                timer, view_of(tx, row), self.settings.helpdesk.supervisors
+            ),
+            row,
+            now,
+        )
+        log.info("ticket=%s %s", row.number, timer)
+
+    def _digests(self, now: datetime) -> int:
+        """Send the morning digests once per business day, at digest_at or later."""
+        local = now.astimezone(ZoneInfo(self.settings.sla.timezone))
+        if (
+            local.time() < self.settings.sla.digest_at
+            or not self.calendar.is_business_day(local.date())
+        ):
+            return 0
+        today = int(local.strftime("%y%m%d"))
+        with self.store.transaction() as tx:
+            counter = tx.session.get(CounterRow, _DIGEST_COUNTER)
+            if counter is not None and counter.value >= today:
+                return 0
+            if counter is None:
+                tx.add(CounterRow(name=_DIGEST_COUNTER, value=today))
+            else:
+                counter.value = today
+            return self._send_digests(tx, now)
+
+    def _send_digests(self, tx: Tx, now: datetime) -> int:
+        open_rows = list(
+            tx.session.execute(
+                select(TicketRow)
+                .where(TicketRow.status != TicketState.CLOSED.value)
+                .order_by(TicketRow.callback_due_at, TicketRow.id)
+            ).scalars()
+        )
+        views = [(row, view_of(tx, row)) for row in open_rows]
+        helpdesk, added = self.settings.helpdesk, tx.staff()
+        technicians = sorted(
+            {*helpdesk.technicians, *(a for a, r in added.items() if r == "technician")}
+        )
+        supervisors = sorted(
+            {*helpdesk.supervisors, *(a for a, r in added.items() if r == "supervisor")}
+        )
+        for address in technicians:
+            mine = tuple(
+                v for row, v in views if row.owner == address or row.owner is None
+            )
+            self.outbound.queue_all(
+                tx, notify.DigestDue(address, Role.TECHNICIAN, mine, ()), None, now
+            )
+        at_risk = tuple(v for _, v in views if _is_at_risk(v, now))
+        lines = (
+            *(
+                f"{state}: {sum(1 for _, v in views if v.status == state)}"
+                for state in (
+                    TicketState.NEW,
+                    TicketState.IN_PROGRESS,
+                    TicketState.RESOLVED,
+                )
+            ),
+            f"at_risk: {len(at_risk)}",
+        )
+        for address in supervisors:
+            self.outbound.queue_all(
+                tx,
+                notify.DigestDue(
+                    address,
+                    Role.SUPERVISOR,
+                    at_risk + tuple(v for _, v in views if v not in at_risk),
+                    lines,
+                ),
+                None,
+                now,
+            )
+        return len(technicians) + len(supervisors)
+
+
+def _is_at_risk(view: TicketView, now: datetime) -> bool:
+    """Unmet call-back due within a business half-day or already missed."""
+    return (
+        view.callback_due_at is not None
+        and view.first_call_at is None
+        and view.status in (TicketState.NEW, TicketState.IN_PROGRESS)
+        and view.callback_due_at <= now + timedelta(hours=4)
+    )

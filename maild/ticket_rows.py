@@ -1,0 +1,87 @@
+"""Tickets between their database rows and the core's values. Wiring only."""
+
+from __future__ import annotations
+
+from maild.adapters.models import TicketRow, WatcherRow
+from maild.adapters.store import Tx, attachments_of, watchers_of
+from maild.core.permissions import TicketFacts
+from maild.core.timers import Timers
+from maild.domain import (
+    CloseReason,
+    Person,
+    TicketState,
+    TicketType,
+    TicketView,
+    Urgency,
+)
+
+
+def facts_of(tx: Tx, row: TicketRow) -> TicketFacts:
+    return TicketFacts(
+        requester=row.requester_address,
+        beneficiary=row.beneficiary_address,
+        state=TicketState(row.status),
+        owner=row.owner,
+        watchers=frozenset(w.address for w in watchers_of(tx.session, row.id)),
+        close_reason=CloseReason(row.close_reason) if row.close_reason else None,
+    )
+
+
+def view_of(tx: Tx, row: TicketRow) -> TicketView:
+    """The ticket as notifications may show it."""
+    return ticket_view(
+        row,
+        [Person(w.name, w.address) for w in watchers_of(tx.session, row.id)],
+        [a.filename for a in attachments_of(tx.session, row.id)],
+    )
+
+
+def ticket_view(
+    row: TicketRow,
+    watchers: list[Person] | tuple[Person, ...],
+    attachment_names: list[str],
+) -> TicketView:
+    """Build the view of a ticket from its row."""
+    return TicketView(
+        number=row.number,
+        ticket_type=TicketType(row.ticket_type),
+        status=TicketState(row.status),
+        subject=row.subject,
+        description=row.description,
+        requester=Person(row.requester_name, row.requester_address),
+        beneficiary=Person(row.beneficiary_name, row.beneficiary_address),
+        application=row.application,
+        urgency=Urgency(row.urgency),
+        phone=row.phone,
+        owner=row.owner,
+        created_at=row.created_at,
+        callback_due_at=row.callback_due_at,
+        watchers=tuple(watchers),
+        attachment_names=tuple(attachment_names),
+    )
+
+
+def add_watchers(tx: Tx, row: TicketRow, watchers: tuple[Person, ...]) -> None:
+    for watcher in watchers:
+        tx.session.add(
+            WatcherRow(ticket_id=row.id, name=watcher.name, address=watcher.address)
+        )
+
+
+def timers_of(row: TicketRow) -> Timers:
+    return Timers(
+        row.reminder_at,
+        row.breach_at,
+        row.reannounce_at,
+        row.pdr_retry_at,
+        row.auto_close_at,
+    )
+
+
+def set_timers(row: TicketRow, timers: Timers) -> None:
+    row.reminder_at, row.breach_at, row.reannounce_at = (
+        timers.reminder_at,
+        timers.breach_at,
+        timers.reannounce_at,
+    )
+    row.pdr_retry_at, row.auto_close_at = timers.pdr_retry_at, timers.auto_close_at
