@@ -11,6 +11,12 @@ Filters available to templates:
   ("lundi 30 novembre 2026 à 11:30", "Monday 30 November 2026, 11:30");
 - `label`: the word for a TicketType, Urgency or TicketState in the language;
 - `person`: a Person as "Name <address>" (or the bare address).
+
+Variables: `ticket` (TicketView or None), `tag`, `ticket_tag`, `text`, `lines`,
+`note` (a code, translated by `_notes.*.j2`) and `note_detail`, `to`,
+`helpdesk`, `language`, `actor` (an address), `results` (CommandResult),
+`tickets` (TicketView), `role`, `attachments` (names only); HTML also
+`mail_subject`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from maild.domain import Notification, Person, TicketState, TicketType, Urgency
+from maild.domain import (
+    Attachment,
+    Notification,
+    Person,
+    TicketState,
+    TicketType,
+    Urgency,
+)
 
 TEMPLATE_DIR: Final = Path(__file__).resolve().parents[2] / "templates"
 LANGUAGES: Final = ("fr", "en")
@@ -181,16 +194,23 @@ class TemplateRenderer:
 
     def _context(self, notification: Notification) -> dict[str, Any]:
         ticket = notification.ticket
+        note, detail = note_parts(notification.note, notification.note_detail)
         return {
             "ticket": ticket,
             "tag": self._tag,
             "ticket_tag": f"[{self._tag} {ticket.number}]" if ticket else "",
             "text": notification.text,
             "lines": notification.lines,
-            "note": notification.note,
+            "note": note,
+            "note_detail": detail,
             "to": notification.to,
             "helpdesk": self._helpdesk,
             "language": self._language,
+            "actor": notification.actor,
+            "results": notification.results,
+            "tickets": notification.tickets,
+            "role": notification.role,
+            "attachments": attachment_names(notification.attachments),
         }
 
 
@@ -215,6 +235,20 @@ def format_person(person: Person) -> str:
     """Write a person as `Name <address>`, or the bare address without a name."""
     name = one_line(person.name)
     return f"{name} <{person.address}>" if name else person.address
+
+
+def note_parts(note: str, detail: str) -> tuple[str, str]:
+    """Split a note into its code and detail; `code:detail` is read as both."""
+    if not detail and ":" in note:
+        code, _, detail = note.partition(":")
+        return code.strip(), detail.strip()
+    return note.strip(), detail
+
+
+def attachment_names(attachments: tuple[Attachment, ...]) -> tuple[str, ...]:
+    """Name the attachments a mail carries, on one line each; nameless ones go."""
+    names = (one_line(attachment.filename) for attachment in attachments)
+    return tuple(name for name in names if name)
 
 
 def _stem(notification: Notification) -> str:

@@ -20,7 +20,9 @@ from maild.domain import MailOrigin
 NOW = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'maild.db'}"
@@ -64,11 +66,9 @@ def test_ticket_numbers_are_unique_under_concurrency(store: Store) -> None:
 
 def test_register_mail_counts_attempts_until_final(store: Store) -> None:
     origin = MailOrigin(source="imap:hd/INBOX", uidvalidity=7, uid=42)
-    first = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw",
-                                NOW)
+    first = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw", NOW)
     assert (first.state, first.attempts, first.is_new) == (MailState.PENDING, 1, True)
-    again = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw",
-                                NOW)
+    again = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw", NOW)
     assert (again.id, again.attempts, again.is_new) == (first.id, 2, False)
     with store.transaction() as tx:
         tx.finish_mail(first.id, MailState.DONE, "ticket I261129_0001", None, NOW)
@@ -89,14 +89,35 @@ def test_times_come_back_aware_and_equal(store: Store) -> None:
     created = datetime(2026, 11, 29, 17, 30, tzinfo=paris)
     with store.transaction() as tx:
         row = TicketRow(
-            number="I261129_0001", token="t" * 24, ticket_type="incident",
-            status="new", subject="s", description="d", requester_name="",
-            requester_address="a@example.com", beneficiary_name="",
-            beneficiary_address="a@example.com", application="", urgency="medium",
-            phone="", owner=None, created_at=created, callback_due_at=None)
+            number="I261129_0001",
+            token="t" * 24,
+            ticket_type="incident",
+            status="new",
+            subject="s",
+            description="d",
+            requester_name="",
+            requester_address="a@example.com",
+            beneficiary_name="",
+            beneficiary_address="a@example.com",
+            application="",
+            urgency="medium",
+            phone="",
+            owner=None,
+            created_at=created,
+            callback_due_at=None,
+        )
         tx.add(row)
-        tx.add_event(EventRow(ticket_id=row.id, kind="created", actor="a", at=created,
-                              text="", message_id=None, is_internal=False))
+        tx.add_event(
+            EventRow(
+                ticket_id=row.id,
+                kind="created",
+                actor="a",
+                at=created,
+                text="",
+                message_id=None,
+                is_internal=False,
+            )
+        )
     with store.reading() as session:
         stored = session.execute(select(TicketRow)).scalar_one()
     assert stored.created_at == created

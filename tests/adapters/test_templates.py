@@ -16,10 +16,14 @@ from maild.adapters.templates import (
     TEMPLATE_DIR,
     HelpdeskAddresses,
     TemplateRenderer,
+    attachment_names,
+    note_parts,
     tagged_subject,
 )
 from maild.domain import (
+    Attachment,
     Audience,
+    CommandResult,
     Notification,
     Person,
     TicketState,
@@ -34,12 +38,52 @@ HELPDESK = HelpdeskAddresses(
     pool_address="techniciens@example.com",
     timezone="Europe/Paris",
 )
-TEMPLATES = [
+TICKET_TEMPLATES = [
     ("confirmation", Audience.REQUESTER),
     ("announcement", Audience.POOL),
     ("transcript", Audience.SENDER),
+    ("comment", Audience.OWNER),
+    ("comment", Audience.REQUESTER),
+    ("claimed", Audience.REQUESTER),
+    ("resolved", Audience.REQUESTER),
+    ("assigned", Audience.OWNER),
+    ("refused", Audience.OWNER),
+    ("accepted", Audience.OWNER),
+    ("cancelled", Audience.OWNER),
+    ("closed_ticket", Audience.SENDER),
+    ("reminder", Audience.OWNER),
+    ("pdr_retry", Audience.OWNER),
+    ("breach", Audience.SUPERVISOR),
+    ("auto_closed", Audience.REQUESTER),
 ]
+NO_TICKET_TEMPLATES = [
+    ("help", Audience.SENDER),
+    ("list", Audience.SENDER),
+    ("digest", Audience.TECHNICIAN),
+    ("digest", Audience.SUPERVISOR),
+]
+ALL_TEMPLATES = TICKET_TEMPLATES + NO_TICKET_TEMPLATES
+LANGUAGES = ["fr", "en"]
+ROLES = ["requester", "technician", "supervisor"]
 HOSTILE = "<script>alert('x')</script>"
+REASONS = [
+    "not_on_ticket",
+    "not_staff",
+    "not_supervisor",
+    "not_requester",
+    "not_owner",
+    "already_claimed",
+    "wrong_state",
+    "invalid_argument",
+    "not_assignable",
+    "near_keyword",
+    "missing_score",
+    "bad_score",
+    "missing_address",
+    "bad_address",
+    "missing_text",
+    "unexpected_text",
+]
 
 
 def make_ticket(**changes: object) -> TicketView:
@@ -63,6 +107,17 @@ def make_ticket(**changes: object) -> TicketView:
     return replace(ticket, **changes)  # type: ignore[arg-type]
 
 
+OTHER_TICKET = make_ticket(
+    number="S261129_0002",
+    ticket_type=TicketType.REQUEST,
+    status=TicketState.IN_PROGRESS,
+    subject="Accès VPN",
+    urgency=Urgency.LOW,
+    owner="tech@example.com",
+    callback_due_at=None,
+)
+
+
 def make_notification(
     template: str, audience: Audience, **changes: object
 ) -> Notification:
@@ -73,6 +128,14 @@ def make_notification(
         ticket=make_ticket(),
         lines=("CLAIM: done", "RATE 9: refused, the score goes from 1 to 5"),
         text="A remark.",
+        actor="tech@example.com",
+        attachments=(Attachment("capture.png", "image/png", b"png"),),
+        results=(
+            CommandResult("PRENDRE", is_done=True),
+            CommandResult("NOTER 9", is_done=False, reason="bad_score"),
+        ),
+        tickets=(make_ticket(), OTHER_TICKET),
+        role="technician",
     )
     return replace(notification, **changes)  # type: ignore[arg-type]
 
@@ -81,67 +144,120 @@ def renderer(language: str, template_dir: Path = TEMPLATE_DIR) -> TemplateRender
     return TemplateRenderer(template_dir, language, "HD", HELPDESK)
 
 
-@pytest.mark.parametrize("language", ["fr", "en"])
-@pytest.mark.parametrize(("template", "audience"), TEMPLATES)
-def test_every_template_renders(
+def texts(language: str, notification: Notification) -> tuple[str, str]:
+    mail = renderer(language).render(notification)
+    return mail.text, mail.html
+
+
+def in_html(words: str, html: str) -> bool:
+    """Tell whether words show in HTML, escaped; quotes may stay as written."""
+    return str(escape(words)).replace("&#39;", "'") in html.replace("&#39;", "'")
+
+
+def assert_clean(body: str) -> None:
+    for leftover in ("{{", "{%", "None", "Undefined", "\n\n\n\n"):
+        assert leftover not in body, leftover
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("template", "audience"), TICKET_TEMPLATES)
+def test_every_ticket_template_renders(
     language: str, template: str, audience: Audience
 ) -> None:
     mail = renderer(language).render(make_notification(template, audience))
     assert mail.subject.startswith("[HD I261129_0007] ")
     for body in (mail.text, mail.html):
         assert "I261129_0007" in body
-        assert "{{" not in body
-        assert "{%" not in body
+        assert_clean(body)
     assert mail.html.lstrip().startswith("<!DOCTYPE html>")
     assert f'<html lang="{language}">' in mail.html
     assert mail.text.endswith("\n")
 
 
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("template", "audience"), NO_TICKET_TEMPLATES)
+def test_every_template_without_ticket_renders(
+    language: str, template: str, audience: Audience, role: str
+) -> None:
+    notification = make_notification(template, audience, ticket=None, role=role)
+    mail = renderer(language).render(notification)
+    assert mail.subject
+    assert not mail.subject.startswith("[")
+    for body in (mail.text, mail.html):
+        assert_clean(body)
+    assert f'<html lang="{language}">' in mail.html
+    assert mail.text.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    ("template", "audience"),
+    [pair for pair in TICKET_TEMPLATES if pair[0] != "transcript"],  # may have none
+)
+def test_ticket_templates_need_a_ticket(template: str, audience: Audience) -> None:
+    with pytest.raises(jinja2.UndefinedError):
+        renderer("fr").render(make_notification(template, audience, ticket=None))
+
+
 @pytest.mark.parametrize(
     ("language", "template", "audience", "subject"),
     [
+        ("fr", "confirmation", Audience.REQUESTER, "Imprimante en panne"),
+        ("en", "confirmation", Audience.REQUESTER, "Imprimante en panne"),
+        ("fr", "announcement", Audience.POOL, "Nouveau ticket : Imprimante en panne"),
+        ("en", "announcement", Audience.POOL, "New ticket: Imprimante en panne"),
+        ("fr", "transcript", Audience.SENDER, "Re: Imprimante en panne"),
+        ("en", "transcript", Audience.SENDER, "Re: Imprimante en panne"),
+        ("fr", "comment", Audience.OWNER, "Nouveau commentaire : Imprimante en panne"),
+        ("en", "comment", Audience.OWNER, "New comment: Imprimante en panne"),
+        ("fr", "resolved", Audience.REQUESTER, "Ticket résolu : Imprimante en panne"),
+        ("en", "resolved", Audience.REQUESTER, "Ticket resolved: Imprimante en panne"),
         (
             "fr",
-            "confirmation",
-            Audience.REQUESTER,
-            "[HD I261129_0007] Imprimante en panne",
+            "breach",
+            Audience.SUPERVISOR,
+            "Délai de rappel dépassé : Imprimante en panne",
         ),
         (
             "en",
-            "confirmation",
-            Audience.REQUESTER,
-            "[HD I261129_0007] Imprimante en panne",
+            "breach",
+            Audience.SUPERVISOR,
+            "Call-back deadline missed: Imprimante en panne",
         ),
-        (
-            "fr",
-            "announcement",
-            Audience.POOL,
-            "[HD I261129_0007] Nouveau ticket : Imprimante en panne",
-        ),
-        (
-            "en",
-            "announcement",
-            Audience.POOL,
-            "[HD I261129_0007] New ticket: Imprimante en panne",
-        ),
-        (
-            "fr",
-            "transcript",
-            Audience.SENDER,
-            "[HD I261129_0007] Re: Imprimante en panne",
-        ),
-        (
-            "en",
-            "transcript",
-            Audience.SENDER,
-            "[HD I261129_0007] Re: Imprimante en panne",
-        ),
+        ("fr", "cancelled", Audience.OWNER, "Ticket annulé : Imprimante en panne"),
+        ("en", "closed_ticket", Audience.SENDER, "Ticket closed: Imprimante en panne"),
     ],
 )
 def test_subjects(
     language: str, template: str, audience: Audience, subject: str
 ) -> None:
     notification = make_notification(template, audience)
+    mail = renderer(language).render(notification)
+    assert mail.subject == f"[HD I261129_0007] {subject}"
+
+
+@pytest.mark.parametrize(
+    ("language", "template", "audience", "role", "subject"),
+    [
+        ("fr", "help", Audience.SENDER, "requester", "Aide du support informatique"),
+        ("en", "help", Audience.SENDER, "supervisor", "Helpdesk help"),
+        ("fr", "list", Audience.SENDER, "requester", "Vos tickets en cours"),
+        ("en", "list", Audience.SENDER, "requester", "Your open tickets"),
+        ("en", "list", Audience.SENDER, "technician", "Your tickets and the pool"),
+        ("fr", "list", Audience.SENDER, "supervisor", "Tickets ouverts"),
+        (
+            "en",
+            "digest",
+            Audience.SUPERVISOR,
+            "supervisor",
+            "Morning digest: open tickets and call-back deadlines",
+        ),
+    ],
+)
+def test_subjects_without_ticket_are_plain(
+    language: str, template: str, audience: Audience, role: str, subject: str
+) -> None:
+    notification = make_notification(template, audience, ticket=None, role=role)
     assert renderer(language).render(notification).subject == subject
 
 
@@ -150,12 +266,111 @@ def test_subjects(
     [("fr", "Compte rendu de vos commandes"), ("en", "Your commands")],
 )
 def test_transcript_without_ticket_has_no_tag(language: str, expected: str) -> None:
-    notification = make_notification("transcript", Audience.SENDER, ticket=None)
+    notification = make_notification(
+        "transcript", Audience.SENDER, ticket=None, results=()
+    )
     mail = renderer(language).render(notification)
     assert mail.subject == expected
     assert "- CLAIM: done" in mail.text
     assert '<li style="margin-bottom:4px;">CLAIM: done</li>' in mail.html
     assert "A remark." in mail.text
+
+
+@pytest.mark.parametrize(
+    ("language", "empty"), [("fr", "(aucune commande)"), ("en", "(no commands)")]
+)
+def test_transcript_says_when_there_is_no_command(language: str, empty: str) -> None:
+    notification = make_notification(
+        "transcript", Audience.SENDER, results=(), lines=()
+    )
+    text, html = texts(language, notification)
+    assert empty in text
+    assert empty in html
+    text, _ = texts(language, make_notification("transcript", Audience.SENDER))
+    assert empty not in text
+
+
+@pytest.mark.parametrize(
+    ("language", "done", "refused"),
+    [
+        ("fr", "« PRENDRE » : fait.", "« NOTER 9 » : refusé — la note doit être"),
+        ("en", '"PRENDRE": done.', '"NOTER 9": refused — the score must be'),
+    ],
+)
+def test_transcript_lists_results_in_order(
+    language: str, done: str, refused: str
+) -> None:
+    text, html = texts(language, make_notification("transcript", Audience.SENDER))
+    assert done in text
+    assert refused in text
+    assert text.index(done) < text.index(refused)
+    assert "<strong>PRENDRE</strong>" in html
+    assert "bad_score" not in text + html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("reason", REASONS)
+def test_every_refusal_reason_is_a_sentence(language: str, reason: str) -> None:
+    result = CommandResult("LINE", is_done=False, reason=reason, detail="x@example.com")
+    notification = make_notification(
+        "transcript", Audience.SENDER, results=(result,), lines=()
+    )
+    text, html = texts(language, notification)
+    line = next(row for row in text.splitlines() if "LINE" in row)
+    refused = "refusé — " if language == "fr" else "refused — "
+    assert refused in line
+    assert len(line.split(refused)[1]) > 20  # a real sentence, not a code
+    assert reason not in text
+    assert reason not in html
+
+
+@pytest.mark.parametrize(
+    ("language", "reason", "detail", "expected"),
+    [
+        ("fr", "not_owner", "bob@example.com", "(bob@example.com)"),
+        ("en", "not_owner", "bob@example.com", "(bob@example.com)"),
+        ("fr", "already_claimed", "bob@example.com", "par bob@example.com"),
+        ("en", "already_claimed", "bob@example.com", "by bob@example.com"),
+        ("fr", "wrong_state", "resolved", "à l'état « résolu »"),
+        ("en", "wrong_state", "in_progress", "the ticket is in progress"),
+        ("fr", "near_keyword", "RESOLU", "vouliez-vous écrire RESOLU ?"),
+        ("en", "near_keyword", "RESOLVED", "did you mean RESOLVED?"),
+        ("fr", "not_assignable", "eve@example.com", "eve@example.com n'est pas"),
+        ("en", "not_assignable", "eve@example.com", "eve@example.com is not"),
+        ("fr", "missing_score", "", "NOTER doit être suivi d'une note de 1 à 5"),
+        ("en", "missing_address", "", "ASSIGN must be followed"),
+    ],
+)
+def test_refusal_reasons_carry_their_detail(
+    language: str, reason: str, detail: str, expected: str
+) -> None:
+    result = CommandResult("LINE", is_done=False, reason=reason, detail=detail)
+    notification = make_notification("transcript", Audience.SENDER, results=(result,))
+    text, html = texts(language, notification)
+    assert expected in text
+    assert in_html(expected, html)
+
+
+@pytest.mark.parametrize(
+    ("language", "held", "unknown"),
+    [
+        ("fr", "« LINE » : non traité.", "« ODD » : refusé."),
+        ("en", '"LINE": not processed.', '"ODD": refused.'),
+    ],
+)
+def test_held_and_unknown_reasons_say_no_more(
+    language: str, held: str, unknown: str
+) -> None:
+    results = (
+        CommandResult("LINE", is_done=False, reason="held"),
+        CommandResult("ODD", is_done=False, reason="some_new_code", detail="zz"),
+    )
+    notification = make_notification("transcript", Audience.SENDER, results=results)
+    text, html = texts(language, notification)
+    assert held in text
+    assert unknown in text
+    assert "some_new_code" not in text + html
+    assert "zz" not in text + html
 
 
 @pytest.mark.parametrize(
@@ -194,24 +409,38 @@ def test_format_time(language: str, moment: datetime, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("language", "promise", "marker"),
+    ("language", "template", "promise", "marker"),
     [
         (
             "fr",
+            "confirmation",
             "Un technicien vous rappellera avant le lundi 30 novembre 2026 à 11:30.",
             "rappel",
         ),
         (
             "en",
+            "confirmation",
             "We will call you back before Monday 30 November 2026, 11:30.",
+            "call you back",
+        ),
+        (
+            "fr",
+            "claimed",
+            "tech@example.com vous rappellera avant le lundi 30 novembre 2026 à 11:30.",
+            "rappel",
+        ),
+        (
+            "en",
+            "claimed",
+            "tech@example.com will call you back before Monday 30 November 2026, 11:30.",  # noqa: E501
             "call you back",
         ),
     ],
 )
 def test_callback_deadline_only_when_set(
-    language: str, promise: str, marker: str
+    language: str, template: str, promise: str, marker: str
 ) -> None:
-    notification = make_notification("confirmation", Audience.REQUESTER)
+    notification = make_notification(template, Audience.REQUESTER)
     mail = renderer(language).render(notification)
     assert promise in mail.text
     assert "11:30" in mail.html
@@ -222,18 +451,111 @@ def test_callback_deadline_only_when_set(
         assert "11:30" not in body
 
 
-@pytest.mark.parametrize("language", ["fr", "en"])
-def test_note_paragraph_only_when_set(language: str) -> None:
-    note = "beneficiary outside the accepted domains: not taken"
-    with_note = make_notification("confirmation", Audience.REQUESTER, note=note)
-    mail = renderer(language).render(with_note)
-    assert note in mail.text
-    assert note in mail.html
-    without = renderer(language).render(
-        make_notification("confirmation", Audience.REQUESTER)
+NOTES = [
+    (
+        "fr",
+        "beneficiary_outside",
+        "eve@outside.example",
+        "L'adresse eve@outside.example n'a pas été retenue comme bénéficiaire",
+    ),
+    (
+        "en",
+        "beneficiary_outside",
+        "eve@outside.example",
+        "The address eve@outside.example was not taken as the beneficiary",
+    ),
+    ("fr", "ticket_closed", "", "Ce ticket est clos."),
+    ("en", "ticket_closed", "", "This ticket is closed."),
+]
+
+
+@pytest.mark.parametrize(("language", "code", "detail", "sentence"), NOTES)
+@pytest.mark.parametrize("template", ["confirmation", "transcript"])
+def test_note_codes_become_sentences(
+    language: str, template: str, code: str, detail: str, sentence: str
+) -> None:
+    audience = Audience.REQUESTER if template == "confirmation" else Audience.SENDER
+    notification = make_notification(template, audience, note=code, note_detail=detail)
+    text, html = texts(language, notification)
+    assert sentence in text
+    assert in_html(sentence, html)
+    assert code not in text + html
+    plain = texts(language, make_notification(template, audience))
+    assert sentence not in plain[0]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_legacy_code_and_detail_in_one_note(language: str) -> None:
+    notification = make_notification(
+        "confirmation",
+        Audience.REQUESTER,
+        note="beneficiary_outside:eve@outside.example",
     )
-    assert note not in without.text
-    assert ("Remarque" if language == "fr" else "Please note") not in without.text
+    text, _ = texts(language, notification)
+    assert "eve@outside.example" in text
+    assert "beneficiary_outside" not in text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("template", "audience"), TICKET_TEMPLATES)
+def test_unknown_note_code_prints_nothing(
+    language: str, template: str, audience: Audience
+) -> None:
+    code = "mystery_code"
+    notification = make_notification(
+        template, audience, note=code, note_detail="secret-detail"
+    )
+    text, html = texts(language, notification)
+    assert code not in text + html
+    assert "secret-detail" not in text + html
+
+
+@pytest.mark.parametrize(
+    ("language", "note", "detail", "subject", "sentence"),
+    [
+        (
+            "fr",
+            "released",
+            "tech@example.com",
+            "Ticket à reprendre : Imprimante en panne",
+            "tech@example.com a libéré ce ticket",
+        ),
+        (
+            "en",
+            "released",
+            "tech@example.com",
+            "Ticket released: Imprimante en panne",
+            "tech@example.com has released this ticket",
+        ),
+        (
+            "fr",
+            "reannounced",
+            "",
+            "Toujours à prendre : Imprimante en panne",
+            "Ce ticket n'a toujours pas été pris en charge.",
+        ),
+        (
+            "en",
+            "reannounced",
+            "",
+            "Still unclaimed: Imprimante en panne",
+            "This ticket has still not been taken by anyone.",
+        ),
+    ],
+)
+def test_announcement_says_why_it_comes_again(
+    language: str, note: str, detail: str, subject: str, sentence: str
+) -> None:
+    notification = make_notification(
+        "announcement", Audience.POOL, note=note, note_detail=detail
+    )
+    mail = renderer(language).render(notification)
+    assert mail.subject == f"[HD I261129_0007] {subject}"
+    assert sentence in mail.text.split("\n\n")[1]  # right after the greeting
+    assert in_html(sentence, mail.html)
+    assert ("nouveau ticket" if language == "fr" else "new ticket") not in (
+        mail.text.lower()
+    )
 
 
 @pytest.mark.parametrize(
@@ -297,6 +619,172 @@ def test_note_paragraph_only_when_set(language: str) -> None:
                 "Paul Durand <paul.durand@example.com>",
             ],
         ),
+        (
+            "fr",
+            "comment",
+            Audience.OWNER,
+            ["A remark.", "capture.png", "PRENDRE", "tech@example.com"],
+        ),
+        (
+            "en",
+            "comment",
+            Audience.OWNER,
+            [
+                "A remark.",
+                "capture.png",
+                "CLAIM",
+                "forwarded",
+            ],
+        ),
+        (
+            "fr",
+            "comment",
+            Audience.REQUESTER,
+            ["A remark.", "capture.png", "tech@example.com", "[HD I261129_0007]"],
+        ),
+        (
+            "en",
+            "comment",
+            Audience.REQUESTER,
+            ["A remark.", "capture.png", "tech@example.com", "[HD I261129_0007]"],
+        ),
+        (
+            "fr",
+            "resolved",
+            Audience.REQUESTER,
+            [
+                "A remark.",
+                "ACCEPTER",
+                "REFUSER",
+                "NOTER",
+                "1 à 5",
+                "dans quelques jours",
+            ],
+        ),
+        (
+            "en",
+            "resolved",
+            Audience.REQUESTER,
+            ["A remark.", "ACCEPT", "REFUSE", "RATE", "1 to 5", "in a few days"],
+        ),
+        (
+            "fr",
+            "assigned",
+            Audience.OWNER,
+            [
+                "tech@example.com",
+                "APPEL",
+                "PDR",
+                "TACHE",
+                "RESOLU",
+                "LIBERER",
+                "bourrage",
+                "photo.jpg",
+            ],
+        ),
+        (
+            "en",
+            "assigned",
+            Audience.OWNER,
+            [
+                "tech@example.com",
+                "CALL",
+                "PDR",
+                "TASK",
+                "RESOLVED",
+                "RELEASE",
+                "bourrage",
+                "photo.jpg",
+            ],
+        ),
+        (
+            "fr",
+            "refused",
+            Audience.OWNER,
+            ["A remark.", "en cours", "tech@example.com"],
+        ),
+        (
+            "en",
+            "refused",
+            Audience.OWNER,
+            ["A remark.", "back in progress", "tech@example.com"],
+        ),
+        ("fr", "accepted", Audience.OWNER, ["tech@example.com", "clos"]),
+        ("en", "accepted", Audience.OWNER, ["tech@example.com", "closed"]),
+        (
+            "fr",
+            "cancelled",
+            Audience.OWNER,
+            ["A remark.", "annulé", "n'est plus à prendre"],
+        ),
+        (
+            "en",
+            "cancelled",
+            Audience.OWNER,
+            ["A remark.", "cancelled", "no longer waiting"],
+        ),
+        (
+            "fr",
+            "closed_ticket",
+            Audience.SENDER,
+            ["ne sera pas rouvert", "nouveau message", "helpdesk@example.com"],
+        ),
+        (
+            "en",
+            "closed_ticket",
+            Audience.SENDER,
+            ["will not be reopened", "new email", "helpdesk@example.com"],
+        ),
+        (
+            "fr",
+            "reminder",
+            Audience.OWNER,
+            [
+                "APPEL",
+                "PDR",
+                "lundi 30 novembre 2026 à 11:30",
+                "01 23 45 67 89",
+                "Paul Durand",
+            ],
+        ),
+        (
+            "en",
+            "reminder",
+            Audience.OWNER,
+            [
+                "CALL",
+                "PDR",
+                "Monday 30 November 2026, 11:30",
+                "01 23 45 67 89",
+                "Paul Durand",
+            ],
+        ),
+        ("fr", "pdr_retry", Audience.OWNER, ["APPEL", "PDR", "01 23 45 67 89"]),
+        ("en", "pdr_retry", Audience.OWNER, ["CALL", "PDR", "01 23 45 67 89"]),
+        (
+            "fr",
+            "breach",
+            Audience.SUPERVISOR,
+            ["aucun", "AFFECTER", "lundi 30 novembre 2026 à 11:30"],
+        ),
+        (
+            "en",
+            "breach",
+            Audience.SUPERVISOR,
+            ["none", "ASSIGN", "Monday 30 November 2026, 11:30"],
+        ),
+        (
+            "fr",
+            "auto_closed",
+            Audience.REQUESTER,
+            ["clos automatiquement", "NOTER", "helpdesk@example.com"],
+        ),
+        (
+            "en",
+            "auto_closed",
+            Audience.REQUESTER,
+            ["closed automatically", "RATE", "helpdesk@example.com"],
+        ),
     ],
 )
 def test_templates_say_what_to_do(
@@ -304,12 +792,149 @@ def test_templates_say_what_to_do(
 ) -> None:
     mail = renderer(language).render(make_notification(template, audience))
     for word in words:
-        assert word in mail.text
-        assert escape(word) in mail.html
+        assert word in mail.text, word
+        assert in_html(word, mail.html), word
 
 
-@pytest.mark.parametrize("language", ["fr", "en"])
-@pytest.mark.parametrize(("template", "audience"), TEMPLATES)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_resolved_names_no_number_of_days(language: str) -> None:
+    text, _ = texts(language, make_notification("resolved", Audience.REQUESTER))
+    assert not re.search(r"\d+ (jours|days)", text)
+
+
+@pytest.mark.parametrize(
+    ("language", "owned", "unclaimed"),
+    [("fr", "LIBERER", "PRENDRE"), ("en", "RELEASE", "CLAIM")],
+)
+def test_comment_to_owner_depends_on_the_owner(
+    language: str, owned: str, unclaimed: str
+) -> None:
+    pool = make_notification("comment", Audience.OWNER)
+    owner = replace(pool, ticket=make_ticket(owner="tech@example.com"))
+    assert unclaimed in texts(language, pool)[0]
+    assert owned not in texts(language, pool)[0]
+    assert owned in texts(language, owner)[0]
+
+
+@pytest.mark.parametrize(
+    ("language", "template", "address"),
+    [
+        ("fr", "closed_ticket", "demandes@example.com"),
+        ("en", "auto_closed", "demandes@example.com"),
+    ],
+)
+def test_a_request_points_to_the_request_address(
+    language: str, template: str, address: str
+) -> None:
+    audience = Audience.SENDER if template == "closed_ticket" else Audience.REQUESTER
+    ticket = make_ticket(ticket_type=TicketType.REQUEST)
+    text, _ = texts(language, make_notification(template, audience, ticket=ticket))
+    assert address in text
+    assert "helpdesk@example.com" not in text
+
+
+@pytest.mark.parametrize(
+    ("language", "role", "present", "absent"),
+    [
+        (
+            "fr",
+            "requester",
+            ["ACCEPTER (ACCEPT)", "ANNULER", "LISTE"],
+            ["PRENDRE", "AFFECTER"],
+        ),
+        (
+            "en",
+            "requester",
+            ["ACCEPT (ACCEPTER)", "CANCEL", "LIST"],
+            ["CLAIM", "ASSIGN"],
+        ),
+        (
+            "fr",
+            "technician",
+            ["PRENDRE (CLAIM)", "APPEL", "PDR", "LIBERER", "LISTE"],
+            ["AFFECTER"],
+        ),
+        (
+            "en",
+            "technician",
+            ["CLAIM (PRENDRE)", "CALL", "PDR", "RELEASE", "LIST"],
+            ["ASSIGN"],
+        ),
+        ("fr", "supervisor", ["AFFECTER adresse (ASSIGN)", "PRENDRE", "LISTE"], []),
+        ("en", "supervisor", ["ASSIGN address (AFFECTER)", "CLAIM", "LIST"], []),
+        ("fr", "watcher", ["ACCEPTER"], ["PRENDRE"]),
+    ],
+)
+def test_help_fits_the_role(
+    language: str, role: str, present: list[str], absent: list[str]
+) -> None:
+    notification = make_notification("help", Audience.SENDER, ticket=None, role=role)
+    text, html = texts(language, notification)
+    common = ["helpdesk@example.com", "demandes@example.com", "Application"]
+    for word in present + common:
+        assert word in text, word
+        assert in_html(word, html), word
+    for word in absent:
+        assert word not in text, word
+        assert word not in html, word
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(
+    ("template", "audience"),
+    [
+        ("list", Audience.SENDER),
+        ("digest", Audience.TECHNICIAN),
+        ("digest", Audience.SUPERVISOR),
+    ],
+)
+def test_ticket_lists_show_one_line_per_ticket(
+    language: str, template: str, audience: Audience
+) -> None:
+    notification = make_notification(template, audience, ticket=None)
+    text, html = texts(language, notification)
+    rows = [row for row in text.splitlines() if row.startswith("- I261129_0007")]
+    assert len(rows) == 1
+    state, urgency = ("nouveau", "haute") if language == "fr" else ("new", "high")
+    for word in (state, urgency, "11:30", "Imprimante en panne"):
+        assert word in rows[0], word
+    other = next(row for row in text.splitlines() if row.startswith("- S261129_0002"))
+    assert "tech@example.com" in other
+    assert "<td" in html
+    assert "S261129_0002" in html
+
+
+@pytest.mark.parametrize(
+    ("language", "role", "empty"),
+    [
+        ("fr", "requester", "Vous n'avez aucun ticket en cours."),
+        ("en", "requester", "You have no open tickets."),
+        ("fr", "supervisor", "Aucun ticket n'est ouvert."),
+        ("en", "technician", "You have no open tickets and none is waiting"),
+    ],
+)
+def test_empty_list_says_so(language: str, role: str, empty: str) -> None:
+    notification = make_notification(
+        "list", Audience.SENDER, ticket=None, tickets=(), role=role
+    )
+    text, html = texts(language, notification)
+    assert empty in text
+    assert in_html(empty, html)
+    assert "<table" not in html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_supervisor_digest_shows_summary_lines(language: str) -> None:
+    notification = make_notification(
+        "digest", Audience.SUPERVISOR, ticket=None, lines=("3 tickets en retard",)
+    )
+    text, html = texts(language, notification)
+    assert "- 3 tickets en retard" in text
+    assert "3 tickets en retard" in html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("template", "audience"), ALL_TEMPLATES)
 def test_hostile_values_are_escaped_in_html(
     language: str, template: str, audience: Audience
 ) -> None:
@@ -321,19 +946,64 @@ def test_hostile_values_are_escaped_in_html(
         beneficiary=hostile_person,
         application=HOSTILE,
         phone="<b>0</b>",
+        owner=HOSTILE,
         watchers=(hostile_person,),
         attachment_names=(f"{HOSTILE}.pdf",),
     )
+    results = tuple(
+        CommandResult(HOSTILE, is_done=False, reason=reason, detail=HOSTILE)
+        for reason in REASONS
+    )
     notification = make_notification(
-        template, audience, ticket=ticket, note=HOSTILE, text=HOSTILE, lines=(HOSTILE,)
+        template,
+        audience,
+        ticket=ticket if (template, audience) in TICKET_TEMPLATES else None,
+        note="released",
+        note_detail=HOSTILE,
+        text=HOSTILE,
+        lines=(HOSTILE,),
+        actor=HOSTILE,
+        attachments=(Attachment(f"{HOSTILE}.png", "image/png", b""),),
+        results=results,
+        tickets=(ticket,),
+        role=HOSTILE,
     )
     mail = renderer(language).render(notification)
     assert "<script" not in mail.html
     assert "<img" not in mail.html
     assert "<b>0</b>" not in mail.html
-    assert "&lt;script&gt;" in mail.html
+    if template != "help":  # help shows nothing taken from a mail
+        assert "&lt;script&gt;" in mail.html
     assert not re.search(r"[\r\n\v\f\x85\u2028\u2029]", mail.subject)
     assert "\nBcc:" not in mail.subject
+
+
+@pytest.mark.parametrize(
+    ("attachments", "names"),
+    [
+        ((), ()),
+        ((Attachment("a.pdf", "application/pdf", b""),), ("a.pdf",)),
+        ((Attachment("", "image/png", b"", is_inline=True),), ()),
+        ((Attachment("two\nlines.txt", "text/plain", b""),), ("two lines.txt",)),
+    ],
+)
+def test_attachment_names(
+    attachments: tuple[Attachment, ...], names: tuple[str, ...]
+) -> None:
+    assert attachment_names(attachments) == names
+
+
+@pytest.mark.parametrize(
+    ("note", "detail", "expected"),
+    [
+        ("", "", ("", "")),
+        ("released", "bob@example.com", ("released", "bob@example.com")),
+        ("beneficiary_outside:eve@x.org", "", ("beneficiary_outside", "eve@x.org")),
+        ("a:b", "given", ("a:b", "given")),
+    ],
+)
+def test_note_parts(note: str, detail: str, expected: tuple[str, str]) -> None:
+    assert note_parts(note, detail) == expected
 
 
 @pytest.mark.parametrize(
@@ -443,6 +1113,18 @@ def test_no_template_marks_mail_data_safe() -> None:
         source = path.read_text(encoding="utf-8")
         assert not re.search(r"\|\s*safe\b", source), path
         assert "autoescape false" not in source, path
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_template_file_is_tested(language: str) -> None:
+    stems = {
+        path.name.removesuffix(".txt.j2")
+        for path in (TEMPLATE_DIR / language).glob("*.txt.j2")
+        if not path.name.startswith("_")
+    }
+    assert stems == {f"{name}.{audience.value}" for name, audience in ALL_TEMPLATES}
+    for stem in stems:
+        assert (TEMPLATE_DIR / language / f"{stem}.html.j2").is_file(), stem
 
 
 def test_fr_and_en_have_the_same_templates() -> None:

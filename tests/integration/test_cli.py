@@ -22,7 +22,8 @@ NEW_TICKET = (
     b"Application: VPN\r\n"
     b"Phone: +33 1 02 03 04 05\r\n"
     b"\r\n"
-    b"Le VPN refuse ma connexion depuis ce matin.\r\n")
+    b"Le VPN refuse ma connexion depuis ce matin.\r\n"
+)
 
 
 @pytest.fixture
@@ -36,12 +37,14 @@ def test_check_config_ok_and_bad_key(config: Path, tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "OK" in done.stdout
     bad = tmp_path / "bad.toml"
-    bad.write_text(config.read_text().replace('language = "en"',
-                                              'language = "en"\ncolour = 1'))
+    bad.write_text(
+        config.read_text().replace('language = "en"', 'language = "en"\ncolour = 1')
+    )
     done = run_maild(bad, "check-config")
     assert done.returncode != 0
-    assert done.stderr.strip() == ("maild: configuration error: helpdesk.colour: "
-                                   "unknown key")
+    assert done.stderr.strip() == (
+        "maild: configuration error: helpdesk.colour: unknown key"
+    )
 
 
 def test_missing_config_is_one_line(tmp_path: Path) -> None:
@@ -61,11 +64,16 @@ def test_replay_then_list_show_and_stats(config: Path, tmp_path: Path) -> None:
     assert ticket["urgency"] == "high"  # Importance: high
     assert ticket["application"] == "VPN"
     assert ticket["phone"] == "+33 1 02 03 04 05"
-    assert json.loads(run_maild(config, "tickets", "list", "--status", "closed",
-                                "--json").stdout) == []
+    assert (
+        json.loads(
+            run_maild(config, "tickets", "list", "--status", "closed", "--json").stdout
+        )
+        == []
+    )
 
-    shown = json.loads(run_maild(config, "tickets", "show", ticket["number"],
-                                 "--json").stdout)
+    shown = json.loads(
+        run_maild(config, "tickets", "show", ticket["number"], "--json").stdout
+    )
     assert shown["events"][0]["kind"] == "created"
     assert shown["events"][0]["message_id"] == "vpn-1@client.example.com"
     assert shown["events"][0]["actor"] == "jean.dupont@example.com"

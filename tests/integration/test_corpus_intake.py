@@ -34,9 +34,16 @@ def test_corpus_mail_all_end_somewhere(corpus_dir: Path, tmp_path: Path) -> None
     try:
         for path in files:
             before = _outbox_rows(parts)
-            disposition = handler.handle(path.read_bytes(), MailOrigin(
-                source="replay", envelope_recipients=("helpdesk@example.com",)))
-            if _last_state(parts) is not MailState.DONE and _outbox_rows(parts) != before:
+            disposition = handler.handle(
+                path.read_bytes(),
+                MailOrigin(
+                    source="replay", envelope_recipients=("helpdesk@example.com",)
+                ),
+            )
+            if (
+                _last_state(parts) is not MailState.DONE
+                and _outbox_rows(parts) != before
+            ):
                 answered_machine_mail.append((path, disposition))
         elapsed = time.monotonic() - start
         parts.outbox.deliver_due()
@@ -47,10 +54,13 @@ def test_corpus_mail_all_end_somewhere(corpus_dir: Path, tmp_path: Path) -> None
         parts.close()
 
     states = Counter(MailState(m.state) for m in mails)
-    reasons = Counter(m.reason.split(":")[0] for m in mails
-                      if m.state != MailState.DONE)
-    print(f"\n{len(files)} corpus files in {elapsed:.1f}s: "
-          f"{dict(states)}; reasons {dict(reasons)}")
+    reasons = Counter(
+        m.reason.split(":")[0] for m in mails if m.state != MailState.DONE
+    )
+    print(
+        f"\n{len(files)} corpus files in {elapsed:.1f}s: "
+        f"{dict(states)}; reasons {dict(reasons)}"
+    )
     assert all(MailState(m.state) in FINAL_STATES for m in mails)
     assert all(m.reason for m in mails)
     # Identical files in the corpus count once: one record per distinct mail.
@@ -73,6 +83,10 @@ def _outbox_rows(parts: daemon.Parts) -> int:
 
 def _last_state(parts: daemon.Parts) -> MailState:
     with parts.store.reading() as session:
-        return MailState(session.execute(
-            select(MailRow.state).order_by(MailRow.handled_at.desc(), MailRow.id.desc())
-            .limit(1)).scalar_one())
+        return MailState(
+            session.execute(
+                select(MailRow.state)
+                .order_by(MailRow.handled_at.desc(), MailRow.id.desc())
+                .limit(1)
+            ).scalar_one()
+        )

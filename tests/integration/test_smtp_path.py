@@ -39,9 +39,11 @@ def new_ticket_mail(subject: str = "Imprimante en panne", **headers: str) -> byt
         "Bénéficiaire : Paul Langevin <paul@example.com>\n"
         "Téléphone : 01 02 03 04 05\n"
         "\n"
-        "L'imprimante du 2e étage ne répond plus.\n")
-    msg.add_attachment(PDF, maintype="application", subtype="pdf",
-                       filename="relevé d'erreurs.pdf")
+        "L'imprimante du 2e étage ne répond plus.\n"
+    )
+    msg.add_attachment(
+        PDF, maintype="application", subtype="pdf", filename="relevé d'erreurs.pdf"
+    )
     msg.add_attachment(PNG, maintype="image", subtype="png", filename="écran.png")
     return msg.as_bytes(policy=SMTP)
 
@@ -56,7 +58,7 @@ def daemon(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[Daemon]:
         assert status == 0, handle.log.read_text()
 
 
-def to(address: str):  # noqa: ANN201 - a predicate
+def to(address: str):
     return lambda m: address in m.rcpt_tos
 
 
@@ -73,10 +75,14 @@ def test_new_ticket_end_to_end(daemon: Daemon, smtp_sink: SmtpSink) -> None:
     assert ticket["type"] == "incident"
     assert ticket["status"] == "new"
     assert ticket["subject"] == "Imprimante en panne"
-    assert ticket["requester"] == {"name": "Marie Curie",
-                                   "address": "marie@example.com"}
-    assert ticket["beneficiary"] == {"name": "Paul Langevin",
-                                     "address": "paul@example.com"}
+    assert ticket["requester"] == {
+        "name": "Marie Curie",
+        "address": "marie@example.com",
+    }
+    assert ticket["beneficiary"] == {
+        "name": "Paul Langevin",
+        "address": "paul@example.com",
+    }
     assert ticket["application"] == "Impression"
     assert ticket["urgency"] == "high"
     assert ticket["phone"] == "01 02 03 04 05"
@@ -85,15 +91,19 @@ def test_new_ticket_end_to_end(daemon: Daemon, smtp_sink: SmtpSink) -> None:
     assert ticket["callback_due_at"] > ticket["created_at"]
     assert ticket["watchers"] == ["pierre@example.com"]  # outsider not taken
     attachments = {a["filename"]: a for a in ticket["attachments"]}
-    assert attachments["relevé d'erreurs.pdf"]["sha256"] == hashlib.sha256(
-        PDF).hexdigest()
+    assert (
+        attachments["relevé d'erreurs.pdf"]["sha256"] == hashlib.sha256(PDF).hexdigest()
+    )
     assert attachments["relevé d'erreurs.pdf"]["size"] == len(PDF)
     assert attachments["relevé d'erreurs.pdf"]["content_type"] == "application/pdf"
     assert attachments["écran.png"]["sha256"] == hashlib.sha256(PNG).hexdigest()
 
     # Confirmation to requester, beneficiary and watcher; announcement to the pool.
-    assert set(confirmation.rcpt_tos) == {"marie@example.com", "paul@example.com",
-                                          "pierre@example.com"}
+    assert set(confirmation.rcpt_tos) == {
+        "marie@example.com",
+        "paul@example.com",
+        "pierre@example.com",
+    }
     assert f"[HD {number}]" in confirmation.message["Subject"]
     assert confirmation.message["Auto-Submitted"] == "auto-generated"
     body = confirmation.message.get_body(("plain",)).get_content()
@@ -105,8 +115,9 @@ def test_new_ticket_end_to_end(daemon: Daemon, smtp_sink: SmtpSink) -> None:
     kinds = [e["kind"] for e in shown["events"]]
     assert kinds[0] == "created"
     assert kinds.count("notified") == 2
-    assert "relevé d'erreurs.pdf" not in str(list((daemon.config.parent / "var")
-                                                 .rglob("*")))
+    assert "relevé d'erreurs.pdf" not in str(
+        list((daemon.config.parent / "var").rglob("*"))
+    )
 
 
 def test_confirmation_latency(daemon: Daemon, smtp_sink: SmtpSink) -> None:
@@ -115,17 +126,24 @@ def test_confirmation_latency(daemon: Daemon, smtp_sink: SmtpSink) -> None:
     for n in range(10):
         start = time.monotonic()
         requester = f"user{n}@example.com"  # each under the answer caps
-        daemon.send(new_ticket_mail(subject=f"Latence {n}").replace(
-            b"marie@example.com", requester.encode()), sender=requester)
+        daemon.send(
+            new_ticket_mail(subject=f"Latence {n}").replace(
+                b"marie@example.com", requester.encode()
+            ),
+            sender=requester,
+        )
         smtp_sink.wait_for(to(requester), timeout=30)
         delays.append(time.monotonic() - start)
-    print(f"\nDATA->confirmation over {len(delays)} mails: median "
-          f"{statistics.median(delays) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms")
+    print(
+        f"\nDATA->confirmation over {len(delays)} mails: median "
+        f"{statistics.median(delays) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
+    )
     assert len(daemon.maild("tickets", "list", "--json")) == 10
 
 
 def test_foreign_recipient_refused_and_outsider_quarantined(
-        daemon: Daemon, smtp_sink: SmtpSink) -> None:
+    daemon: Daemon, smtp_sink: SmtpSink
+) -> None:
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         daemon.send(new_ticket_mail(), recipients=("someone@example.com",))
     outsider = new_ticket_mail().replace(b"marie@example.com", b"robot@service.test")
@@ -137,14 +155,13 @@ def test_foreign_recipient_refused_and_outsider_quarantined(
 
 
 def test_auto_reply_is_never_answered(daemon: Daemon, smtp_sink: SmtpSink) -> None:
-    daemon.send(new_ticket_mail(subject="Absent du bureau",
-                                Auto_Submitted="auto-replied"))
+    daemon.send(
+        new_ticket_mail(subject="Absent du bureau", Auto_Submitted="auto-replied")
+    )
     daemon.send(new_ticket_mail(subject="Réel"))
     smtp_sink.wait_for(lambda m: "Réel" in m.message["Subject"], count=2, timeout=30)
-    assert not [m for m in smtp_sink.messages
-                if "Absent" in str(m.message["Subject"])]
-    assert [t["subject"] for t in daemon.maild("tickets", "list", "--json")] == [
-        "Réel"]
+    assert not [m for m in smtp_sink.messages if "Absent" in str(m.message["Subject"])]
+    assert [t["subject"] for t in daemon.maild("tickets", "list", "--json")] == ["Réel"]
 
 
 def test_same_mail_twice_is_one_ticket(daemon: Daemon, smtp_sink: SmtpSink) -> None:
@@ -155,8 +172,9 @@ def test_same_mail_twice_is_one_ticket(daemon: Daemon, smtp_sink: SmtpSink) -> N
     assert len(daemon.maild("tickets", "list", "--json")) == 1
 
 
-def test_request_address_gives_a_service_request(daemon: Daemon,
-                                                 smtp_sink: SmtpSink) -> None:
+def test_request_address_gives_a_service_request(
+    daemon: Daemon, smtp_sink: SmtpSink
+) -> None:
     daemon.send(new_ticket_mail(), recipients=("demandes@example.com",))
     smtp_sink.wait_for(to("techniciens@example.com"), timeout=30)
     (ticket,) = daemon.maild("tickets", "list", "--json")
@@ -164,8 +182,9 @@ def test_request_address_gives_a_service_request(daemon: Daemon,
     assert ticket["number"].startswith("S")
 
 
-def test_answer_caps_hold_back_confirmations(daemon: Daemon,
-                                             smtp_sink: SmtpSink) -> None:
+def test_answer_caps_hold_back_confirmations(
+    daemon: Daemon, smtp_sink: SmtpSink
+) -> None:
     """Six mails in an hour from one address: the sixth is not confirmed."""
     for n in range(6):
         daemon.send(new_ticket_mail(subject=f"Cap {n}"))

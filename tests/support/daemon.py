@@ -77,41 +77,69 @@ class Daemon:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    def send(self, raw: bytes, sender: str = "marie@example.com",
-             recipients: tuple[str, ...] = ("helpdesk@example.com",)) -> None:
-        import smtplib  # noqa: PLC0415
+    def send(
+        self,
+        raw: bytes,
+        sender: str = "marie@example.com",
+        recipients: tuple[str, ...] = ("helpdesk@example.com",),
+    ) -> None:
+        import smtplib
 
         with smtplib.SMTP("127.0.0.1", self.intake_port, timeout=30) as client:
             client.sendmail(sender, list(recipients), raw)
 
 
-def write_config(directory: Path, *, sink_port: int | None, language: str = "fr",
-                 domains: str = '["example.com"]', database_url: str = "",
-                 extra: str = "") -> tuple[Path, int]:
+def write_config(
+    directory: Path,
+    *,
+    sink_port: int | None,
+    language: str = "fr",
+    domains: str = '["example.com"]',
+    database_url: str = "",
+    extra: str = "",
+) -> tuple[Path, int]:
     intake_port = free_port()
     relay = RELAY.format(port=sink_port) if sink_port is not None else ""
     config = directory / "maild.toml"
-    config.write_text(CONFIG.format(
-        language=language, domains=domains, intake_port=intake_port,
-        database_url=database_url or "sqlite:///maild.db",
-        extra=relay + extra), encoding="utf-8")
+    config.write_text(
+        CONFIG.format(
+            language=language,
+            domains=domains,
+            intake_port=intake_port,
+            database_url=database_url or "sqlite:///maild.db",
+            extra=relay + extra,
+        ),
+        encoding="utf-8",
+    )
     return config, intake_port
 
 
 def run_maild(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "maild", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def start_daemon(directory: Path, sink_port: int | None, **options: Any) -> Daemon:
     config, port = write_config(directory, sink_port=sink_port, **options)
+    if options.get("database_url", "").startswith("postgresql"):
+        done = run_maild(config, "db", "upgrade")  # run migrates SQLite only
+        assert done.returncode == 0, done.stderr
     log = directory / "maild.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "maild", "--config", str(config), "run"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+        )
     daemon = Daemon(config, process, port, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

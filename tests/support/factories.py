@@ -47,10 +47,18 @@ def make_view(**overrides: Any) -> TicketView:
     """A ticket as notifications see it, with the given fields replaced."""
     marie = Person("Marie Curie", "marie@example.com")
     base = TicketView(
-        number="I261129_0007", ticket_type=TicketType.INCIDENT,
-        status=TicketState.NEW, subject="Imprimante en panne",
-        description="Plus rien ne sort.", requester=marie, beneficiary=marie,
-        application="Impression", urgency=Urgency.MEDIUM, phone="0102030405",
-        owner=None, created_at=datetime(2026, 11, 27, 16, 30, tzinfo=UTC),
-        callback_due_at=datetime(2026, 11, 30, 10, 30, tzinfo=UTC))
+        number="I261129_0007",
+        ticket_type=TicketType.INCIDENT,
+        status=TicketState.NEW,
+        subject="Imprimante en panne",
+        description="Plus rien ne sort.",
+        requester=marie,
+        beneficiary=marie,
+        application="Impression",
+        urgency=Urgency.MEDIUM,
+        phone="0102030405",
+        owner=None,
+        created_at=datetime(2026, 11, 27, 16, 30, tzinfo=UTC),
+        callback_due_at=datetime(2026, 11, 30, 10, 30, tzinfo=UTC),
+    )
     return replace(base, **overrides)

@@ -19,9 +19,12 @@ from maild.domain import AutoSignals, IgnoreReason, Person, TicketType
 from tests.support.factories import make_mail
 
 POLICY = HelpdeskPolicy(
-    tag="HD", accepted_domains=("example.com", "*.corp.example.org"),
-    incident_address="helpdesk@example.com", request_address="demandes@example.com",
-    own_message_id_domain="example.com")
+    tag="HD",
+    accepted_domains=("example.com", "*.corp.example.org"),
+    incident_address="helpdesk@example.com",
+    request_address="demandes@example.com",
+    own_message_id_domain="example.com",
+)
 
 
 @dataclass
@@ -36,37 +39,60 @@ class FakeThreads:
         return number in self.numbers
 
 
-THREADS = FakeThreads(sent={"tok.1@example.com": "I261129_0001"},
-                      numbers={"I261129_0001", "S261129_0002"})
+THREADS = FakeThreads(
+    sent={"tok.1@example.com": "I261129_0001"}, numbers={"I261129_0001", "S261129_0002"}
+)
 
 
 @pytest.mark.parametrize(
     ("auto", "sender", "reason"),
     [
-        (AutoSignals(auto_submitted="auto-replied"), "marie@example.com",
-         IgnoreReason.AUTO_REPLY),
-        (AutoSignals(auto_submitted="auto-generated"), "marie@example.com",
-         IgnoreReason.AUTO_REPLY),
-        (AutoSignals(has_x_autoreply=True), "marie@example.com",
-         IgnoreReason.AUTO_REPLY),
+        (
+            AutoSignals(auto_submitted="auto-replied"),
+            "marie@example.com",
+            IgnoreReason.AUTO_REPLY,
+        ),
+        (
+            AutoSignals(auto_submitted="auto-generated"),
+            "marie@example.com",
+            IgnoreReason.AUTO_REPLY,
+        ),
+        (
+            AutoSignals(has_x_autoreply=True),
+            "marie@example.com",
+            IgnoreReason.AUTO_REPLY,
+        ),
         (AutoSignals(precedence="bulk"), "marie@example.com", IgnoreReason.LIST),
         (AutoSignals(precedence="junk"), "marie@example.com", IgnoreReason.LIST),
         (AutoSignals(precedence="list"), "marie@example.com", IgnoreReason.LIST),
-        (AutoSignals(precedence="auto_reply"), "marie@example.com",
-         IgnoreReason.AUTO_REPLY),
-        (AutoSignals(list_id="<x.lists.example.com>"), "marie@example.com",
-         IgnoreReason.LIST),
-        (AutoSignals(is_null_return_path=True), "marie@example.com",
-         IgnoreReason.BOUNCE),
-        (AutoSignals(is_delivery_report=True), "marie@example.com",
-         IgnoreReason.BOUNCE),
+        (
+            AutoSignals(precedence="auto_reply"),
+            "marie@example.com",
+            IgnoreReason.AUTO_REPLY,
+        ),
+        (
+            AutoSignals(list_id="<x.lists.example.com>"),
+            "marie@example.com",
+            IgnoreReason.LIST,
+        ),
+        (
+            AutoSignals(is_null_return_path=True),
+            "marie@example.com",
+            IgnoreReason.BOUNCE,
+        ),
+        (
+            AutoSignals(is_delivery_report=True),
+            "marie@example.com",
+            IgnoreReason.BOUNCE,
+        ),
         (AutoSignals(), "MAILER-DAEMON@example.com", IgnoreReason.BOUNCE),
         (AutoSignals(), "postmaster@example.com", IgnoreReason.BOUNCE),
         (AutoSignals(is_maild_loop=True), "marie@example.com", IgnoreReason.LOOP),
     ],
 )
 def test_machine_mail_is_ignored_never_a_ticket(
-        auto: AutoSignals, sender: str, reason: IgnoreReason) -> None:
+    auto: AutoSignals, sender: str, reason: IgnoreReason
+) -> None:
     mail = make_mail(auto=auto, sender=Person("", sender))
     outcome = classify(mail, POLICY, THREADS)
     assert isinstance(outcome, Ignored)
@@ -75,8 +101,9 @@ def test_machine_mail_is_ignored_never_a_ticket(
 
 
 def test_auto_submitted_no_is_a_person() -> None:
-    outcome = classify(make_mail(auto=AutoSignals(auto_submitted="no")), POLICY,
-                       THREADS)
+    outcome = classify(
+        make_mail(auto=AutoSignals(auto_submitted="no")), POLICY, THREADS
+    )
     assert isinstance(outcome, NewTicket)
 
 
@@ -91,11 +118,14 @@ def test_our_own_message_id_coming_back_is_a_loop() -> None:
 
 
 def test_auto_reply_to_a_ticket_names_the_ticket() -> None:
-    mail = make_mail(auto=AutoSignals(auto_submitted="auto-replied"),
-                     in_reply_to=("tok.1@example.com",))
+    mail = make_mail(
+        auto=AutoSignals(auto_submitted="auto-replied"),
+        in_reply_to=("tok.1@example.com",),
+    )
     outcome = classify(mail, POLICY, THREADS)
-    assert outcome == Ignored(IgnoreReason.AUTO_REPLY, "I261129_0001",
-                              "Auto-Submitted: auto-replied")
+    assert outcome == Ignored(
+        IgnoreReason.AUTO_REPLY, "I261129_0001", "Auto-Submitted: auto-replied"
+    )
 
 
 @pytest.mark.parametrize(
@@ -106,34 +136,41 @@ def test_auto_reply_to_a_ticket_names_the_ticket() -> None:
         ({"subject": "RE: [HD I261129_0001] Imprimante"}, "I261129_0001"),
         ({"subject": "TR: [hd s261129_0002] VPN"}, "S261129_0002"),
         # thread headers win over the subject
-        ({"in_reply_to": ("tok.1@example.com",),
-          "subject": "Re: [HD S261129_0002]"}, "I261129_0001"),
+        (
+            {"in_reply_to": ("tok.1@example.com",), "subject": "Re: [HD S261129_0002]"},
+            "I261129_0001",
+        ),
     ],
 )
-def test_replies_thread_by_headers_then_subject(overrides: dict[str, object],
-                                                number: str) -> None:
+def test_replies_thread_by_headers_then_subject(
+    overrides: dict[str, object], number: str
+) -> None:
     assert classify(make_mail(**overrides), POLICY, THREADS) == Reply(number)
 
 
 @pytest.mark.parametrize(
     "subject",
-    ["Re: [XX I261129_0001] other helpdesk", "Re: [HD I261129_9999] unknown",
-     "I261129_0001 without brackets"],
+    [
+        "Re: [XX I261129_0001] other helpdesk",
+        "Re: [HD I261129_9999] unknown",
+        "I261129_0001 without brackets",
+    ],
 )
 def test_foreign_or_unknown_tags_open_a_new_ticket(subject: str) -> None:
-    assert isinstance(classify(make_mail(subject=subject), POLICY, THREADS),
-                      NewTicket)
+    assert isinstance(classify(make_mail(subject=subject), POLICY, THREADS), NewTicket)
 
 
 def test_reply_from_outsider_still_threads() -> None:
-    mail = make_mail(sender=Person("", "x@evil.test"),
-                     in_reply_to=("tok.1@example.com",))
+    mail = make_mail(
+        sender=Person("", "x@evil.test"), in_reply_to=("tok.1@example.com",)
+    )
     assert classify(mail, POLICY, THREADS) == Reply("I261129_0001")
 
 
 def test_outsider_cannot_open_a_ticket() -> None:
-    outcome = classify(make_mail(sender=Person("", "noreply@service.test")), POLICY,
-                       THREADS)
+    outcome = classify(
+        make_mail(sender=Person("", "noreply@service.test")), POLICY, THREADS
+    )
     assert isinstance(outcome, Outsider)
     assert "noreply@service.test" in outcome.detail
 
@@ -143,27 +180,35 @@ def test_outsider_cannot_open_a_ticket() -> None:
     [
         ({}, TicketType.INCIDENT, True),
         ({"to": (Person("", "demandes@example.com"),)}, TicketType.REQUEST, True),
-        ({"to": (Person("", "demandes@example.com"),),
-          "cc": (Person("", "helpdesk@example.com"),)}, TicketType.INCIDENT, True),
+        (
+            {
+                "to": (Person("", "demandes@example.com"),),
+                "cc": (Person("", "helpdesk@example.com"),),
+            },
+            TicketType.INCIDENT,
+            True,
+        ),
         # the envelope wins over the headers
-        ({"envelope_recipients": ("demandes@example.com",)}, TicketType.REQUEST,
-         True),
+        ({"envelope_recipients": ("demandes@example.com",)}, TicketType.REQUEST, True),
         ({"delivered_to": ("demandes@example.com",)}, TicketType.REQUEST, True),
         ({"to": (Person("", "someone@example.com"),)}, TicketType.INCIDENT, False),
     ],
 )
-def test_ticket_type_from_the_address(overrides: dict[str, object],
-                                      ticket_type: TicketType,
-                                      from_address: bool) -> None:
+def test_ticket_type_from_the_address(
+    overrides: dict[str, object], ticket_type: TicketType, from_address: bool
+) -> None:
     assert classify(make_mail(**overrides), POLICY, THREADS) == NewTicket(
-        ticket_type, from_address)
+        ticket_type, from_address
+    )
 
 
 def test_one_address_for_both_lets_the_type_line_decide() -> None:
-    policy = HelpdeskPolicy("HD", ("example.com",), "hd@example.com",
-                            "hd@example.com", "example.com")
+    policy = HelpdeskPolicy(
+        "HD", ("example.com",), "hd@example.com", "hd@example.com", "example.com"
+    )
     assert classify(make_mail(), policy, THREADS) == NewTicket(
-        TicketType.INCIDENT, is_type_from_address=False)
+        TicketType.INCIDENT, is_type_from_address=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -179,6 +224,7 @@ def test_one_address_for_both_lets_the_type_line_decide() -> None:
         ("", ("example.com",), False),
     ],
 )
-def test_accepted_domains(address: str, domains: tuple[str, ...],
-                          expected: bool) -> None:
+def test_accepted_domains(
+    address: str, domains: tuple[str, ...], expected: bool
+) -> None:
     assert is_accepted(address, domains) is expected

@@ -8,9 +8,23 @@ from pathlib import Path
 import pytest
 
 CORE = Path(__file__).resolve().parents[2] / "maild" / "core"
-FORBIDDEN = {"imapclient", "sqlalchemy", "aiosmtpd", "apscheduler", "smtplib",
-             "socket", "os", "subprocess", "shutil", "pathlib", "requests",
-             "maild.adapters", "maild.service", "maild.daemon", "maild.config"}
+FORBIDDEN = {
+    "imapclient",
+    "sqlalchemy",
+    "aiosmtpd",
+    "apscheduler",
+    "smtplib",
+    "socket",
+    "os",
+    "subprocess",
+    "shutil",
+    "pathlib",
+    "requests",
+    "maild.adapters",
+    "maild.service",
+    "maild.daemon",
+    "maild.config",
+}
 
 
 def _imports(path: Path) -> set[str]:

@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from maild.core.numbering import counter_name, number_in_subject, subject_tag, ticket_day
+from maild.core.numbering import (
+    counter_name,
+    number_in_subject,
+    subject_tag,
+    ticket_day,
+)
 from maild.domain import TicketNumber, TicketType
 
 
@@ -24,8 +29,9 @@ def test_number_format() -> None:
         (datetime(2026, 11, 30, 3, 0, tzinfo=UTC), "America/New_York", "261129"),
     ],
 )
-def test_day_is_taken_in_the_calendar_zone(moment: datetime, zone: str,
-                                           day: str) -> None:
+def test_day_is_taken_in_the_calendar_zone(
+    moment: datetime, zone: str, day: str
+) -> None:
     assert ticket_day(moment, zone) == day
 
 
@@ -50,5 +56,7 @@ def test_number_in_subject(subject: str, expected: str | None) -> None:
 
 
 def test_subject_tag_round_trips() -> None:
-    assert number_in_subject(subject_tag("IT-Paris", "I261129_0001") + " x",
-                             "IT-Paris") == "I261129_0001"
+    assert (
+        number_in_subject(subject_tag("IT-Paris", "I261129_0001") + " x", "IT-Paris")
+        == "I261129_0001"
+    )
