@@ -1,6 +1,8 @@
 """The SLA tick: APScheduler 3 calls the service with the injected clock. I/O.
 
-One periodic job, `max_instances=1`, in the calendar's time zone. It decides
+One periodic job, `max_instances=1`, in the calendar's time zone, first run at
+once. APScheduler times the ticks by the wall clock; what is due is asked of
+the service at the injected clock's `now`. It decides
 nothing: the database says what is due (service.check_sla). APScheduler's own
 job store is in memory, so several processes never share it.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -35,7 +37,7 @@ class SlaTicker:
             seconds=seconds,
             max_instances=1,
             coalesce=True,
-            next_run_time=clock(),
+            next_run_time=datetime.now(UTC),
             id="sla",
         )
 

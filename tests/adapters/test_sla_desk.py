@@ -1,0 +1,262 @@
+"""The call-back SLA on a real store with a fake clock: reminders, breach alerts,
+re-announcements, PDR retries, automatic closure and digests, without sleeping."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select, text
+
+from maild import daemon
+from maild.adapters.models import OutboxRow
+from maild.adapters.scheduler import SlaTicker
+from maild.config import load_settings
+from maild.domain import MailOrigin
+from tests.support.daemon import write_config
+
+PARIS = ZoneInfo("Europe/Paris")
+MON = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)  # a Monday
+SUPERVISOR = "chef@example.com"
+POOL = "techniciens@example.com"
+
+
+@dataclass
+class FakeClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Desk:
+    def __init__(self, tmp_path: Path, clock: FakeClock) -> None:
+        self.config, _ = write_config(tmp_path, sink_port=None, language="en")
+        self.clock = clock
+        self.parts = daemon.build(load_settings(self.config), clock, parse_workers=1)
+        self.sent = 0
+
+    def mail(self, sender: str, subject: str, body: str) -> None:
+        self.sent += 1
+        raw = (
+            f"From: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\n"
+            f"Message-ID: <m{self.sent}.{self.clock.now.timestamp()}@client>\r\n"
+            f"\r\n{body}\r\n"
+        ).encode()
+        self.parts.service.handle(
+            raw,
+            MailOrigin(source="replay", envelope_recipients=("helpdesk@example.com",)),
+        )
+
+    def open(self, urgency: str = "moyenne") -> str:
+        self.mail("marie@example.com", "Poste bloqué", f"Urgence: {urgency}\n\nAide")
+        return self.tickets()[-1]["number"]
+
+    def at(self, moment: datetime) -> int:
+        """Move the clock to moment and run one SLA check."""
+        self.clock.now = moment
+        return self.parts.service.check_sla(moment)
+
+    def tickets(self) -> list[dict]:  # type: ignore[type-arg]
+        from maild.adapters.report import list_tickets
+
+        return list_tickets(self.parts.store, None)
+
+    def events(self, number: str, kind: str) -> list[dict]:  # type: ignore[type-arg]
+        from maild.adapters.report import show_ticket
+
+        shown = show_ticket(self.parts.store, number)
+        assert shown is not None
+        return [e for e in shown["events"] if e["kind"] == kind]
+
+    def outbox(self) -> list[tuple[str, str]]:
+        """(recipients, subject) of every queued mail, in order."""
+        with self.parts.store.reading() as session:
+            rows = session.execute(select(OutboxRow).order_by(OutboxRow.id)).scalars()
+            return [
+                (
+                    r.recipients,
+                    str(
+                        email.message_from_bytes(r.data, policy=email.policy.default)[
+                            "Subject"
+                        ]
+                    ),
+                )
+                for r in rows
+            ]
+
+    def sent_to(self, address: str) -> list[str]:
+        return [subject for to, subject in self.outbox() if address in to.split(",")]
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    handle = Desk(tmp_path, FakeClock(MON))
+    yield handle
+    handle.parts.close()
+
+
+def test_reminder_then_breach_for_an_unclaimed_ticket(desk: Desk) -> None:
+    number = desk.open()  # medium: 4 business hours, due 13:00, reminder at 12:00
+    (ticket,) = desk.tickets()
+    assert datetime.fromisoformat(ticket["callback_due_at"]) == MON.replace(hour=13)
+    pool_before = len(desk.sent_to(POOL))
+    desk.at(MON.replace(hour=11, minute=59))
+    assert desk.events(number, "reminder") == []
+    desk.at(MON.replace(hour=12))
+    assert len(desk.events(number, "reminder")) == 1
+    assert len(desk.sent_to(POOL)) > pool_before  # unclaimed: the pool is reminded
+    desk.at(MON.replace(hour=12, minute=30))
+    assert len(desk.events(number, "reminder")) == 1  # once only
+    assert desk.events(number, "breach") == []
+    desk.at(MON.replace(hour=13))
+    assert len(desk.events(number, "breach")) == 1
+    assert any("missed" in s.lower() or number in s for s in desk.sent_to(SUPERVISOR))
+    (ticket,) = desk.tickets()
+    assert ticket["callback_met"] is False
+    desk.at(MON.replace(hour=15))
+    assert len(desk.events(number, "breach")) == 1
+
+
+def test_unclaimed_ticket_is_announced_again_until_claimed(desk: Desk) -> None:
+    number = desk.open()
+    desk.at(MON.replace(minute=29))
+    assert desk.events(number, "reannounced") == []
+    desk.at(MON.replace(minute=30))
+    desk.at(MON.replace(minute=45))
+    desk.at(MON.replace(hour=10))
+    assert len(desk.events(number, "reannounced")) == 2  # 09:30 and 10:00
+    desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM")
+    desk.at(MON.replace(hour=11))
+    assert len(desk.events(number, "reannounced")) == 2
+
+
+def test_a_call_meets_the_sla_and_stops_reminders(desk: Desk) -> None:
+    number = desk.open()
+    desk.clock.now = MON.replace(hour=10)
+    desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM\nCALL reached her")
+    desk.at(MON.replace(hour=12))
+    desk.at(MON.replace(hour=14))
+    assert desk.events(number, "reminder") == []
+    assert desk.events(number, "breach") == []
+    (ticket,) = desk.tickets()
+    assert ticket["callback_met"] is True
+    assert ticket["first_call_at"] is not None
+
+
+def test_pdr_meets_the_sla_and_schedules_a_retry(desk: Desk) -> None:
+    number = desk.open()
+    desk.clock.now = MON.replace(hour=10)
+    desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM\nPDR no answer")
+    desk.at(MON.replace(hour=11, minute=59))
+    assert desk.events(number, "reminder") == []
+    desk.at(MON.replace(hour=12))  # 2 h after the PDR
+    (retry,) = desk.events(number, "reminder")
+    assert retry["text"] == "pdr_retry"
+    assert desk.sent_to("alice@example.com")
+    desk.at(MON.replace(hour=14))
+    assert desk.events(number, "breach") == []
+    assert desk.tickets()[0]["callback_met"] is True
+
+
+def test_friday_evening_ticket_waits_for_monday(desk: Desk) -> None:
+    friday = datetime(2026, 11, 27, 17, 30, tzinfo=PARIS)
+    desk.clock.now = friday
+    number = desk.open()
+    (ticket,) = desk.tickets()
+    assert datetime.fromisoformat(ticket["callback_due_at"]) == MON.replace(
+        hour=11, minute=30
+    )
+    assert desk.at(datetime(2026, 11, 28, 12, 0, tzinfo=PARIS)) == 0  # Saturday
+    desk.at(MON.replace(hour=10, minute=29))
+    assert desk.events(number, "reminder") == []
+    desk.at(MON.replace(hour=10, minute=30))  # 75 % of 4 business hours
+    assert len(desk.events(number, "reminder")) == 1
+
+
+def test_reminders_wait_for_business_hours_but_breaches_do_not(desk: Desk) -> None:
+    desk.clock.now = MON.replace(hour=14)
+    number = desk.open()  # due 18:00, reminder 17:00
+    desk.at(MON.replace(hour=19))  # evening: the breach goes out at once
+    assert len(desk.events(number, "breach")) == 1
+    assert desk.events(number, "reminder") == []  # the breach replaced it
+    assert desk.events(number, "reannounced") == []  # not in the evening
+    desk.at(datetime(2026, 12, 1, 8, 0, tzinfo=PARIS))  # Tuesday 08:00
+    assert len(desk.events(number, "reannounced")) == 1
+
+
+def test_resolved_ticket_closes_itself_after_the_delay(desk: Desk) -> None:
+    number = desk.open()
+    desk.clock.now = MON.replace(hour=10)
+    desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM\nRESOLVED done")
+    desk.at(MON + timedelta(days=6, hours=23))
+    assert desk.tickets()[0]["status"] == "resolved"
+    desk.at(MON + timedelta(days=7, hours=2))
+    (ticket,) = desk.tickets()
+    assert (ticket["status"], ticket["close_reason"]) == ("closed", "auto_closed")
+    assert len(desk.events(number, "auto_closed")) == 1
+    assert ticket["callback_met"] is True  # RESOLVED came before any call
+
+
+def test_morning_digest_once_per_business_day(desk: Desk) -> None:
+    desk.open()
+    tuesday = MON + timedelta(days=1)
+    desk.at(tuesday.replace(hour=8, minute=29))  # Monday's timers fire, no digest
+    assert desk.sent_to("bob@example.com") == []
+    desk.at(tuesday.replace(hour=8, minute=30))
+    digests = [s for to, s in desk.outbox() if "alice@example.com" in to]
+    assert len(digests) == 1
+    assert len(desk.sent_to("bob@example.com")) == 1
+    assert len([s for s in desk.sent_to(SUPERVISOR) if "digest" in s.lower()]) == 1
+    desk.at(tuesday.replace(hour=9))
+    assert len(desk.sent_to("bob@example.com")) == 1
+    desk.at(datetime(2026, 12, 5, 9, 0, tzinfo=PARIS))  # Saturday: no digest
+    assert len(desk.sent_to("bob@example.com")) == 1
+    desk.at(datetime(2026, 12, 7, 8, 45, tzinfo=PARIS))  # next Monday: one more
+    assert len(desk.sent_to("bob@example.com")) == 2
+
+
+def test_a_restart_neither_loses_nor_repeats_a_timer(
+    desk: Desk, tmp_path: Path
+) -> None:
+    number = desk.open()
+    desk.at(MON.replace(hour=12))
+    desk.parts.close()
+    desk.parts = daemon.build(load_settings(desk.config), desk.clock, parse_workers=1)
+    desk.at(MON.replace(hour=12, minute=1))
+    assert len(desk.events(number, "reminder")) == 1
+    desk.at(MON.replace(hour=13))
+    assert len(desk.events(number, "breach")) == 1
+
+
+def test_due_timers_are_found_through_an_index(desk: Desk) -> None:
+    with desk.parts.store.reading() as session:
+        plan = session.execute(
+            text(
+                "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE reminder_at <= :now "
+                "ORDER BY reminder_at LIMIT 200"
+            ),
+            {"now": MON},
+        ).all()
+    assert "ix_tickets_reminder_at" in " ".join(str(row) for row in plan)
+
+
+def test_the_ticker_calls_the_service_with_the_injected_clock() -> None:
+    calls: list[datetime] = []
+    ticker = SlaTicker(
+        lambda now: calls.append(now) or 0, lambda: MON, "Europe/Paris", seconds=3600
+    )
+    ticker.start()
+    try:
+        deadline = datetime.now().timestamp() + 10  # noqa: DTZ005
+        while not calls and datetime.now().timestamp() < deadline:  # noqa: DTZ005
+            pass
+    finally:
+        ticker.stop()
+    assert calls == [MON]
