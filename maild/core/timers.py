@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import assert_never
 
 from maild.core.sla import (
     BusinessCalendar,
@@ -120,6 +121,8 @@ def timers_after_firing(
             return replace(timers, pdr_retry_at=None)
         case Timer.AUTO_CLOSE:
             return Timers()
+        case _:
+            assert_never(timer)
 
 
 def may_fire(timer: Timer, now: datetime, cal: BusinessCalendar) -> bool:

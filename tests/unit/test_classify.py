@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from maild.core.classify import (
+    CommandMail,
     HelpdeskPolicy,
     Ignored,
     NewTicket,
@@ -15,6 +16,7 @@ from maild.core.classify import (
     classify,
     is_accepted,
 )
+from maild.core.commands import SubjectCommand
 from maild.domain import AutoSignals, IgnoreReason, Person, TicketType
 from tests.support.factories import make_mail
 
@@ -228,3 +230,28 @@ def test_accepted_domains(
     address: str, domains: tuple[str, ...], expected: bool
 ) -> None:
     assert is_accepted(address, domains) is expected
+
+
+@pytest.mark.parametrize(
+    ("subject", "command"),
+    [
+        ("HELP", SubjectCommand.HELP),
+        (" aide ", SubjectCommand.HELP),
+        ("LISTE", SubjectCommand.LIST),
+        ("list", SubjectCommand.LIST),
+    ],
+)
+def test_subject_command_mails(subject: str, command: SubjectCommand) -> None:
+    assert classify(make_mail(subject=subject), POLICY, THREADS) == CommandMail(command)
+
+
+def test_command_subject_from_outsider_is_quarantined() -> None:
+    mail = make_mail(subject="HELP", sender=Person("", "x@evil.test"))
+    assert isinstance(classify(mail, POLICY, THREADS), Outsider)
+
+
+def test_unknown_thread_headers_fall_back_to_the_subject_tag() -> None:
+    mail = make_mail(
+        in_reply_to=("unknown@client",), subject="Re: [HD I261129_0001] Imprimante"
+    )
+    assert classify(mail, POLICY, THREADS) == Reply("I261129_0001")

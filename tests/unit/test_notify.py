@@ -10,14 +10,24 @@ from maild.core.notify import (
     ClosedTicketReply,
     CommandApplied,
     CommentAdded,
+    DigestDue,
     HelpAsked,
     ListAsked,
     TicketOpened,
+    TimerFired,
     Transcript,
     is_over_cap,
     notifications_for,
 )
-from maild.domain import Audience, CommandResult, EventKind, Person, Role
+from maild.core.timers import Timer
+from maild.domain import (
+    Audience,
+    CommandResult,
+    EventKind,
+    Person,
+    Role,
+    TicketView,
+)
 from tests.support.factories import make_view
 
 POOL = "pool@example.com"
@@ -57,6 +67,9 @@ def test_ticket_opened_confirms_to_people_and_announces_to_pool() -> None:
 
 def test_requester_who_is_beneficiary_gets_one_copy() -> None:
     confirmation, _ = notifications_for(TicketOpened(make_view(), "", "", ""), POOL)
+    assert confirmation.to == ("marie@example.com",)
+    nobody = make_view(beneficiary=Person("", ""))
+    confirmation, _ = notifications_for(TicketOpened(nobody, "", "", ""), POOL)
     assert confirmation.to == ("marie@example.com",)
 
 
@@ -191,3 +204,55 @@ def test_answers_to_the_sender_are_capped() -> None:
 )
 def test_caps(hour: int, day: int, expected: bool) -> None:
     assert is_over_cap(hour, day, Caps(per_hour=5, per_day=20)) is expected
+
+
+@pytest.mark.parametrize(
+    ("timer", "ticket", "template", "to"),
+    [
+        (Timer.REMINDER, OWNED, "reminder", ("alice@example.com",)),
+        (Timer.REMINDER, make_view(), "reminder", (POOL,)),
+        (Timer.PDR_RETRY, OWNED, "pdr_retry", ("alice@example.com",)),
+        (Timer.BREACH, OWNED, "breach", ("chef@example.com",)),
+        (Timer.REANNOUNCE, make_view(), "announcement", (POOL,)),
+        (
+            Timer.AUTO_CLOSE,
+            OWNED,
+            "auto_closed",
+            ("marie@example.com", "paul@example.com", "chef@example.com"),
+        ),
+    ],
+)
+def test_timers_tell_the_right_people(
+    timer: Timer, ticket: TicketView, template: str, to: tuple[str, ...]
+) -> None:
+    (notification,) = notifications_for(
+        TimerFired(timer, ticket, ("chef@example.com",)), POOL
+    )
+    assert (notification.template, notification.to) == (template, to)
+    assert not notification.is_capped
+
+
+def test_breach_without_supervisors_goes_to_the_pool() -> None:
+    (notification,) = notifications_for(TimerFired(Timer.BREACH, OWNED, ()), POOL)
+    assert notification.to == (POOL,)
+
+
+def test_reannouncement_carries_its_note() -> None:
+    (notification,) = notifications_for(
+        TimerFired(Timer.REANNOUNCE, make_view(), ()), POOL
+    )
+    assert notification.note == "reannounced"
+
+
+@pytest.mark.parametrize(
+    ("role", "audience"),
+    [(Role.TECHNICIAN, Audience.TECHNICIAN), (Role.SUPERVISOR, Audience.SUPERVISOR)],
+)
+def test_digests(role: Role, audience: Audience) -> None:
+    (notification,) = notifications_for(
+        DigestDue("bob@example.com", role, (OWNED,), ("new: 1",)), POOL
+    )
+    assert (notification.template, notification.audience) == ("digest", audience)
+    assert notification.to == ("bob@example.com",)
+    assert notification.tickets == (OWNED,)
+    assert notification.lines == ("new: 1",)
