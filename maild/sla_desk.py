@@ -14,7 +14,7 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from maild.adapters.models import CounterRow, EventRow, TicketRow
@@ -29,11 +29,15 @@ from maild.core.timers import (
 )
 from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView
 from maild.outbound import MAILD, Outbound
-from maild.ticket_rows import set_timers, timers_of, view_of
+from maild.ticket_rows import set_timers, ticket_view, timers_of, view_of
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
+DIGEST_LINES = 50  # tickets listed per part of a digest, most urgent first
+AT_RISK_WITHIN = timedelta(hours=4)
+_OPEN = (TicketState.NEW, TicketState.IN_PROGRESS, TicketState.RESOLVED)
+_WORKED = (TicketState.NEW.value, TicketState.IN_PROGRESS.value)
 _COLUMNS: dict[Timer, InstrumentedAttribute[datetime | None]] = {
     Timer.REMINDER: TicketRow.reminder_at,
     Timer.BREACH: TicketRow.breach_at,
@@ -70,14 +74,29 @@ class SlaDesk:
         for timer, column in _COLUMNS.items():
             if not may_fire(timer, now, self.calendar):
                 continue  # held until business hours; stays due
-            for ticket_id in self._due(column, now):
-                with self.store.transaction() as tx:
-                    row = tx.session.get(TicketRow, ticket_id)
-                    due = getattr(row, column.key) if row is not None else None
-                    if row is not None and due is not None and due <= now:
-                        self._fire(tx, row, timer, now)
-                        fired += 1
+            while True:
+                due_ids = self._due(column, now)
+                done = sum(self._fire_one(i, timer, column, now) for i in due_ids)
+                fired += done
+                if done == 0 or len(due_ids) < BATCH:
+                    break  # all fired, or nothing more will fire this tick
         return fired + self._digests(now)
+
+    def _fire_one(
+        self,
+        ticket_id: int,
+        timer: Timer,
+        column: InstrumentedAttribute[datetime | None],
+        now: datetime,
+    ) -> int:
+        """Fire one ticket's timer if it is still due once the row is locked."""
+        with self.store.transaction() as tx:
+            row = tx.session.get(TicketRow, ticket_id, with_for_update=True)
+            due = getattr(row, column.key) if row is not None else None
+            if row is None or due is None or due > now:
+                return 0
+            self._fire(tx, row, timer, now)
+            return 1
 
     def _due(
         self, column: InstrumentedAttribute[datetime | None], now: datetime
@@ -151,14 +170,7 @@ class SlaDesk:
             return self._send_digests(tx, now)
 
     def _send_digests(self, tx: Tx, now: datetime) -> int:
-        open_rows = list(
-            tx.session.execute(
-                select(TicketRow)
-                .where(TicketRow.status != TicketState.CLOSED.value)
-                .order_by(TicketRow.callback_due_at, TicketRow.id)
-            ).scalars()
-        )
-        views = [(row, view_of(tx, row)) for row in open_rows]
+        """One digest per technician and supervisor; bounded, indexed queries."""
         helpdesk, added = self.settings.helpdesk, tx.staff()
         technicians = sorted(
             {*helpdesk.technicians, *(a for a, r in added.items() if r == "technician")}
@@ -166,45 +178,52 @@ class SlaDesk:
         supervisors = sorted(
             {*helpdesk.supervisors, *(a for a, r in added.items() if r == "supervisor")}
         )
+        pool = self._listed(tx, TicketRow.status == TicketState.NEW.value)
         for address in technicians:
-            mine = tuple(
-                v for row, v in views if row.owner == address or row.owner is None
+            mine = self._listed(
+                tx,
+                (TicketRow.owner == address)
+                & (TicketRow.status != TicketState.CLOSED.value),
             )
             self.outbound.queue_all(
-                tx, notify.DigestDue(address, Role.TECHNICIAN, mine, ()), None, now
+                tx,
+                notify.DigestDue(address, Role.TECHNICIAN, mine + pool, ()),
+                None,
+                now,
             )
-        at_risk = tuple(v for _, v in views if _is_at_risk(v, now))
+        if not supervisors:
+            return len(technicians)
+        in_breach = self._listed(
+            tx, TicketRow.callback_met.is_(False) & TicketRow.status.in_(_WORKED)
+        )
+        at_risk = self._listed(tx, TicketRow.breach_at <= now + AT_RISK_WITHIN)
+        counts: dict[str, int] = {
+            status: int(n)
+            for status, n in tx.session.execute(
+                select(TicketRow.status, func.count())
+                .where(TicketRow.status != TicketState.CLOSED.value)
+                .group_by(TicketRow.status)
+            )
+        }
         lines = (
-            *(
-                f"{state}: {sum(1 for _, v in views if v.status == state)}"
-                for state in (
-                    TicketState.NEW,
-                    TicketState.IN_PROGRESS,
-                    TicketState.RESOLVED,
-                )
-            ),
+            *(f"{state}: {counts.get(state.value, 0)}" for state in _OPEN),
+            f"in_breach: {len(in_breach)}",
             f"at_risk: {len(at_risk)}",
         )
         for address in supervisors:
             self.outbound.queue_all(
                 tx,
-                notify.DigestDue(
-                    address,
-                    Role.SUPERVISOR,
-                    at_risk + tuple(v for _, v in views if v not in at_risk),
-                    lines,
-                ),
+                notify.DigestDue(address, Role.SUPERVISOR, in_breach + at_risk, lines),
                 None,
                 now,
             )
         return len(technicians) + len(supervisors)
 
-
-def _is_at_risk(view: TicketView, now: datetime) -> bool:
-    """Unmet call-back due within a business half-day or already missed."""
-    return (
-        view.callback_due_at is not None
-        and view.first_call_at is None
-        and view.status in (TicketState.NEW, TicketState.IN_PROGRESS)
-        and view.callback_due_at <= now + timedelta(hours=4)
-    )
+    def _listed(self, tx: Tx, condition: ColumnElement[bool]) -> tuple[TicketView, ...]:
+        rows = tx.session.execute(
+            select(TicketRow)
+            .where(condition)
+            .order_by(TicketRow.callback_due_at, TicketRow.id)
+            .limit(DIGEST_LINES)
+        ).scalars()
+        return tuple(ticket_view(row, (), ()) for row in rows)

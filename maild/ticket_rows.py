@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from maild.adapters.models import TicketRow, WatcherRow
 from maild.adapters.store import Tx, attachments_of, watchers_of
 from maild.core.permissions import TicketFacts
@@ -38,8 +40,8 @@ def view_of(tx: Tx, row: TicketRow) -> TicketView:
 
 def ticket_view(
     row: TicketRow,
-    watchers: list[Person] | tuple[Person, ...],
-    attachment_names: list[str],
+    watchers: Sequence[Person],
+    attachment_names: Sequence[str],
 ) -> TicketView:
     """Build the view of a ticket from its row."""
     return TicketView(
