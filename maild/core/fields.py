@@ -50,6 +50,10 @@ _TYPES: Final[Mapping[str, TicketType]] = {
     "demande": TicketType.REQUEST,
     "request": TicketType.REQUEST,
 }
+MAX_APPLICATION = 255  # the store's column widths
+MAX_PHONE = 64
+MAX_NAME = 255
+MAX_ADDRESS = 320
 _ADDRESS = re.compile(r"<?([^\s<>@,;]+@[^\s<>@,;]+\.[^\s<>@,;]+)>?")
 
 
@@ -65,10 +69,10 @@ def extract_fields(text: str) -> TicketFields:
         values[field[0]] = field[1]
         end += 1
     return TicketFields(
-        application=values.get(_Key.APPLICATION, ""),
+        application=values.get(_Key.APPLICATION, "")[:MAX_APPLICATION],
         urgency=_URGENCIES.get(_first_word(values.get(_Key.URGENCY, ""))),
         beneficiary=_person(values.get(_Key.BENEFICIARY, "")),
-        phone=values.get(_Key.PHONE, ""),
+        phone=values.get(_Key.PHONE, "")[:MAX_PHONE],
         ticket_type=_TYPES.get(_first_word(values.get(_Key.TYPE, ""))),
         description=_without_blank_edges(lines[end:]),
     )
@@ -109,4 +113,7 @@ def _person(value: str) -> Person | None:
     if found is None:
         return None
     name = (value[: found.start()] + " " + value[found.end() :]).strip(" \t\"',;-")
-    return Person(" ".join(name.split()), found.group(1).lower())
+    address = found.group(1).lower()
+    if len(address) > MAX_ADDRESS:
+        return None
+    return Person(" ".join(name.split())[:MAX_NAME], address)

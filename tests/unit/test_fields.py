@@ -148,3 +148,17 @@ def test_any_text_gives_fields_and_loses_no_words(text: str) -> None:
     words = text.split()
     kept = fields.description.split()
     assert kept == words[len(words) - len(kept) :]
+
+
+def test_values_are_bounded_to_what_the_store_keeps() -> None:
+    fields = extract_fields("Application: " + "A" * 1000 + "\nPhone: " + "1" * 500)
+    assert len(fields.application) == 255
+    assert len(fields.phone) == 64
+
+
+def test_beneficiary_is_bounded_too() -> None:
+    fields = extract_fields("Beneficiary: " + "N" * 400 + " <paul@example.com>")
+    assert fields.beneficiary is not None
+    assert len(fields.beneficiary.name) == 255
+    long_address = "Beneficiary: " + "x" * 400 + "@example.com"
+    assert extract_fields(long_address).beneficiary is None
