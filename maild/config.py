@@ -79,6 +79,8 @@ class Limits:
     auto_answers_per_hour: int = 5
     auto_answers_per_day: int = 20
     handling_attempts: int = 3
+    ticket_answers_per_10_minutes: int = 10
+    ticket_answers_per_hour: int = 25
 
 
 @dataclass(frozen=True, slots=True)

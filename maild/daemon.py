@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +28,9 @@ from maild.adapters.store import Store
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
 from maild.config import Settings
 from maild.core.parse import ParseLimits
+from maild.delivery_desk import DeliveryDesk
 from maild.domain import MailDisposition, MailOrigin
-from maild.errors import MailboxUnavailable, TransientError
+from maild.errors import TransientError
 from maild.service import Clock, Service
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,13 @@ def build(
         if settings.smtp
         else EmlDirectory(settings.storage_dir / "outbox")
     )
-    outbox = OutboxSender(store, mailer, settings.from_address, clock)
+    outbox = OutboxSender(
+        store,
+        mailer,
+        settings.from_address,
+        clock,
+        on_failed=DeliveryDesk(settings, service.outbound).record,
+    )
     return Parts(settings, store, parser, service, outbox)
 
 
@@ -138,9 +146,10 @@ def run(
     handler = SafeHandler(parts, parts.outbox.wakeup.set)
     if threading.current_thread() is threading.main_thread():
         _on_signals(stop)
+    sending = threading.Event()  # stops the outbox last: it sends what was queued
     threads = [
         threading.Thread(
-            target=parts.outbox.run, args=(stop,), name="outbox", daemon=True
+            target=parts.outbox.run, args=(sending,), name="outbox", daemon=True
         )
     ]
     threads[0].start()
@@ -149,10 +158,12 @@ def run(
     intake = _start_smtp_intake(settings, handler)
     try:
         if settings.imap is not None:
-            imap = ImapIntake(settings.imap, handler)
+            imap = ImapIntake(
+                settings.imap, handler, max_mail_bytes=settings.limits.max_mail_bytes
+            )
             try:
-                imap.run_once()  # a server maild cannot work with stops it here
-            except MailboxUnavailable as exc:
+                imap.run_once(stop)  # a server maild cannot work with stops it here
+            except TransientError as exc:  # server or database unavailable
                 log.warning("imap: %s; will keep trying", exc)
             threads.append(
                 threading.Thread(
@@ -168,9 +179,12 @@ def run(
         if intake is not None:
             intake.stop()
         ticker.stop()
+        deadline = time.monotonic() + STOP_SECONDS
+        for thread in threads[1:]:  # the intakes finish the mail in hand
+            thread.join(max(0.0, deadline - time.monotonic()))
+        sending.set()  # then the outbox sends what they queued, and stops
         parts.outbox.wakeup.set()
-        for thread in threads:
-            thread.join(STOP_SECONDS)
+        threads[0].join(max(0.0, deadline - time.monotonic()))
         parts.close()
     return 0
 

@@ -1,7 +1,11 @@
 """Queueing notifications: caps, rendering, Message-IDs, outbox rows. Wiring only.
 
 Runs inside the caller's transaction, so a notification is queued if and
-only if the change that causes it is committed.
+only if the change that causes it is committed. Before anything is rendered,
+recipients outside the accepted domains who are not staff are dropped (the
+Ticket Trick safety net), and automatic answers to people outside the staff
+pass the per-address caps and the per-ticket ladder (core/notify decides).
+A bounce of a notification marks its outbox row failed.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy import func, select
+
 from maild.adapters.mailer import valid_recipients
-from maild.adapters.models import EventRow, TicketRow
+from maild.adapters.models import AutoAnswerRow, EventRow, OutboxRow, TicketRow
 from maild.adapters.store import Tx
 from maild.config import Settings
 from maild.core import notify
+from maild.core.bounces import BounceFacts
 from maild.domain import EventKind, Notification, OutboundMail
 
 log = logging.getLogger(__name__)
@@ -122,6 +129,22 @@ class Outbound:
             )
         )
 
+    def mark_bounced(self, tx: Tx, bounce: BounceFacts) -> str | None:
+        """Mark the notification a bounce reports as failed; return its Message-ID."""
+        if not bounce.is_failure:
+            return None  # "delayed": the relay is still trying
+        for message_id in bounce.message_ids:
+            row = tx.session.execute(
+                select(OutboxRow).where(OutboxRow.message_id == message_id)
+            ).scalar_one_or_none()
+            if row is not None:
+                said = ": ".join(p for p in (bounce.recipient, bounce.reason) if p)
+                row.state = "failed"
+                row.last_error = f"bounced: {said or 'no reason given'}"
+                log.warning("msgid=%s bounced: %s", message_id, said or "-")
+                return message_id
+        return None
+
     def _within_caps(
         self,
         tx: Tx,
@@ -129,17 +152,18 @@ class Outbound:
         ticket: TicketRow | None,
         now: datetime,
     ) -> tuple[str, ...]:
-        """Drop the addresses an automatic answer may not reach; record each."""
-        addresses = valid_recipients(notification.to)
+        """Drop the addresses a notification may not reach; record each answer."""
+        staff = self.staff_addresses(tx)
+        addresses = self._reachable(notification, ticket, staff)
         if not notification.is_capped:
             return addresses
-        staff = self.staff_addresses(tx)
+        is_laddered = ticket is not None and self._is_over_ladder(tx, ticket, now)
         kept: list[str] = []
         for address in addresses:
             if address.lower() in staff:
                 kept.append(address)
                 continue
-            is_held = notify.is_over_cap(
+            is_held = is_laddered or notify.is_over_cap(
                 tx.answers_since(address, now - timedelta(hours=1)),
                 tx.answers_since(address, now - timedelta(days=1)),
                 self.caps,
@@ -153,11 +177,56 @@ class Outbound:
             )
             if is_held:
                 log.warning(
-                    "ticket=%s answer %s to %s held back by the cap",
+                    "ticket=%s answer %s to %s held back by the %s",
                     ticket.number if ticket else "-",
                     notification.template,
                     address,
+                    "ticket's answer ladder" if is_laddered else "cap",
                 )
             else:
                 kept.append(address)
         return tuple(kept)
+
+    def _reachable(
+        self,
+        notification: Notification,
+        ticket: TicketRow | None,
+        staff: frozenset[str],
+    ) -> tuple[str, ...]:
+        """The recipients maild may mail at all: accepted domains, or staff."""
+        accepted = self.settings.helpdesk.accepted_domains
+        kept: list[str] = []
+        for address in valid_recipients(notification.to):
+            if notify.may_receive(address, accepted, staff):
+                kept.append(address)
+            else:
+                log.warning(
+                    "ticket=%s %s to %s dropped: outside the accepted domains",
+                    ticket.number if ticket else "-",
+                    notification.template,
+                    address,
+                )
+        return tuple(kept)
+
+    def _is_over_ladder(self, tx: Tx, ticket: TicketRow, now: datetime) -> bool:
+        limits = self.settings.limits
+        return notify.is_over_ladder(
+            _ticket_answers_since(tx, ticket.id, now - timedelta(minutes=10)),
+            _ticket_answers_since(tx, ticket.id, now - timedelta(hours=1)),
+            limits.ticket_answers_per_10_minutes,
+            limits.ticket_answers_per_hour,
+        )
+
+
+def _ticket_answers_since(tx: Tx, ticket_id: int, since: datetime) -> int:
+    """Automatic answers sent (not held) on a ticket since a moment."""
+    stmt = (
+        select(func.count())
+        .select_from(AutoAnswerRow)
+        .where(
+            AutoAnswerRow.ticket_id == ticket_id,
+            AutoAnswerRow.at >= since,
+            AutoAnswerRow.is_held.is_(False),
+        )
+    )
+    return int(tx.session.execute(stmt).scalar_one())

@@ -17,6 +17,7 @@ from maild.adapters.store import Tx
 from maild.config import Settings
 from maild.core import notify
 from maild.core.commands import Command, CommandKind, RefusedLine, parse_commands
+from maild.core.identity import IdentityCheck, check_sender
 from maild.core.permissions import (
     Actor,
     Allowed,
@@ -43,6 +44,7 @@ from maild.ticket_rows import facts_of, set_timers, timers_of, view_of
 log = logging.getLogger(__name__)
 
 _INTERNAL = frozenset({EventKind.CALL, EventKind.PDR, EventKind.TASK, EventKind.NOTE})
+UNVERIFIED = "unverified_sender"  # the transcript's reason for a spoofable command
 
 
 def staff_role(address: str, settings: Settings, added: dict[str, str]) -> StaffRole:
@@ -80,6 +82,7 @@ class ReplyWork:
             mail.sender.address, staff_role(mail.sender.address, self.settings, added)
         )
         text = new_text(mail.text)
+        identity = self._identity(row, mail)
         if row.status == TicketState.CLOSED.value:
             self._event(
                 tx,
@@ -107,10 +110,21 @@ class ReplyWork:
         )
         results = [
             self._command(tx, row, actor, entry, mail, mail_id, now, added)
+            if identity.is_verified
+            else self._unverified(tx, row, actor, entry, mail, mail_id, now)
             for entry in entries
         ]
         if parsed.comment or (mail.attachments and not entries):
-            self._comment(tx, row, actor, parsed.comment, mail, mail_id, now)
+            self._comment(
+                tx,
+                row,
+                actor,
+                parsed.comment,
+                mail,
+                mail_id,
+                now,
+                is_verified=identity.is_verified,
+            )
         elif mail.attachments:
             tx.add_attachments(row.id, None, mail.attachments)  # kept on the ticket
         if results:
@@ -126,6 +140,48 @@ class ReplyWork:
         return (
             f"reply on {row.number}: {done} command(s) done, "
             f"{len(results) - done} refused"
+        )
+
+    def _identity(self, row: TicketRow, mail: InboundMail) -> IdentityCheck:
+        """Check the sender against the trusted MTA's Authentication-Results."""
+        identity = check_sender(
+            mail.sender.address,
+            mail.authentication_results,
+            self.settings.trusted_authserv_ids,
+        )
+        if not identity.is_verified:
+            log.warning(
+                "ticket=%s msgid=%s sender %s not verified: %s",
+                row.number,
+                mail.message_id,
+                mail.sender.address,
+                identity.detail,
+            )
+        return identity
+
+    def _unverified(
+        self,
+        tx: Tx,
+        row: TicketRow,
+        actor: Actor,
+        entry: Command | RefusedLine,
+        mail: InboundMail,
+        mail_id: int,
+        now: datetime,
+    ) -> CommandResult:
+        """Refuse a command whose sender the trusted MTA did not vouch for.
+
+        Staff see the whole line on the ticket; the transcript names the
+        keyword only, so that a spoofer's text never goes out under our name.
+        """
+        keyword: CommandKind | None
+        if isinstance(entry, Command):
+            line, keyword = _line_of(entry), entry.kind
+        else:
+            line, keyword = entry.line, entry.keyword
+        shown = keyword.value.upper() if keyword is not None else "?"
+        return self._refuse(
+            tx, row, actor, line, UNVERIFIED, "", mail, mail_id, now, shown=shown
         )
 
     def _command(
@@ -230,6 +286,8 @@ class ReplyWork:
         mail: InboundMail,
         mail_id: int,
         now: datetime,
+        *,
+        shown: str | None = None,
     ) -> CommandResult:
         self._event(
             tx,
@@ -242,7 +300,12 @@ class ReplyWork:
             mail_id,
             is_internal=True,
         )
-        return CommandResult(line, is_done=False, reason=reason, detail=detail)
+        return CommandResult(
+            line if shown is None else shown,
+            is_done=False,
+            reason=reason,
+            detail=detail,
+        )
 
     def _comment(
         self,
@@ -253,8 +316,13 @@ class ReplyWork:
         mail: InboundMail,
         mail_id: int,
         now: datetime,
+        *,
+        is_verified: bool,
     ) -> None:
-        author = _author(actor, facts_of(tx, row))
+        # An unverified sender's text is kept for staff and never forwarded.
+        author = (
+            _author(actor, facts_of(tx, row)) if is_verified else notify.Author.STRANGER
+        )
         is_internal = author in (notify.Author.STAFF, notify.Author.STRANGER)
         event = self._event(
             tx,

@@ -17,7 +17,14 @@ from typing import Protocol, assert_never
 from sqlalchemy import select
 
 from maild.adapters.models import EventRow, TicketRow
-from maild.adapters.store import FINAL_STATES, MailRecord, MailState, Store, Tx
+from maild.adapters.store import (
+    FINAL_STATES,
+    MailAlreadyFinished,
+    MailRecord,
+    MailState,
+    Store,
+    Tx,
+)
 from maild.config import Settings
 from maild.core import notify
 from maild.core.classify import (
@@ -32,8 +39,9 @@ from maild.core.classify import (
 )
 from maild.core.commands import SubjectCommand
 from maild.core.fields import extract_fields
+from maild.core.limits import REFUSAL_REASONS
 from maild.core.numbering import counter_name, ticket_day
-from maild.core.parse import content_hash
+from maild.core.parse import content_hash, head_of
 from maild.core.permissions import Actor
 from maild.core.sla import BusinessCalendar
 from maild.core.timers import timers_for_new
@@ -51,7 +59,7 @@ from maild.domain import (
     TicketView,
     Urgency,
 )
-from maild.errors import MailRejected
+from maild.errors import MailRejected, MailTooLarge, StoreUnavailable, TransientError
 from maild.outbound import MessageBuilder, Outbound, Renderer
 from maild.replies import ReplyWork, role_for_help, staff_role
 from maild.sla_desk import SlaDesk
@@ -91,6 +99,9 @@ class Service:
         self.calendar = BusinessCalendar.from_policy(settings.sla)
         self.replies = ReplyWork(settings, self.outbound, self.calendar)
         self.sla = SlaDesk(settings, store, self.outbound, self.calendar)
+        # Mails whose attempt a temporary failure should not have cost, when the
+        # database could not take it back at the time.
+        self._owed_refunds: set[int] = set()
         helpdesk = settings.helpdesk
         self.policy = HelpdeskPolicy(
             tag=helpdesk.tag,
@@ -98,12 +109,44 @@ class Service:
             incident_address=helpdesk.incident_address,
             request_address=helpdesk.request_address,
             own_message_id_domain=self.outbound.domain,
+            own_address=settings.from_address,
         )
 
     def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition:
-        """Handle one mail exactly once; say where it ends."""
+        """Handle one mail exactly once; say where it ends.
+
+        The attempt is counted in its own commit first, so a mail that kills
+        the process is quarantined after a few; a TransientError (database or
+        server unavailable) gives the attempt back and reaches the caller, who
+        keeps the mail and tries later.
+        """
         now = self.clock()
+        record = self._register(raw, origin, now)
+        try:
+            return self._handle_registered(raw, origin, record, now)
+        except MailAlreadyFinished as exc:  # the same bytes, handled meanwhile
+            log.info("mail %s handled meanwhile (%s)", record.id, exc.state)
+            return _disposition(exc.state)
+        except TransientError:
+            self._give_back(record.id)
+            raise
+
+    def _register(self, raw: bytes, origin: MailOrigin, now: datetime) -> MailRecord:
         record = self.store.register_mail(origin, content_hash(raw), "", "", raw, now)
+        if record.id in self._owed_refunds:  # the database was down at the time
+            self._owed_refunds.discard(record.id)
+            record = self.store.refund_attempt(record.id)
+        return record
+
+    def _give_back(self, mail_id: int) -> None:
+        try:
+            self.store.refund_attempt(mail_id)
+        except StoreUnavailable:
+            self._owed_refunds.add(mail_id)  # taken back at the next attempt
+
+    def _handle_registered(
+        self, raw: bytes, origin: MailOrigin, record: MailRecord, now: datetime
+    ) -> MailDisposition:
         if record.state in FINAL_STATES:
             log.info("mail %s already handled (%s)", record.id, record.state)
             return _disposition(record.state)
@@ -112,14 +155,18 @@ class Service:
             return self._quarantine(
                 record, f"handling failed {record.attempts - 1} times", now
             )
-        if len(raw) > limits.max_mail_bytes:
-            return self._quarantine(record, f"too_large: {len(raw)} bytes", now)
+        size = max(len(raw), origin.size or 0)  # IMAP announces it: not fetched
         try:
+            if size > limits.max_mail_bytes:
+                raise MailTooLarge(f"{size} bytes")
             mail = self.parser.parse(
                 raw, origin.envelope_sender, origin.envelope_recipients
             )
         except MailRejected as exc:
-            return self._quarantine(record, f"{exc.reason}: {exc}", now)
+            reason = f"{exc.reason}: {exc}"
+            return self._quarantine(
+                record, reason, now, notice=self._refusal(raw, origin, exc)
+            )
         return self._apply(record, mail, now)
 
     def check_sla(self, now: datetime) -> int:
@@ -132,7 +179,12 @@ class Service:
         """Quarantine a mail whose handling failed in an unexpected way."""
         now = self.clock()
         record = self.store.register_mail(origin, content_hash(raw), "", "", raw, now)
-        return self._quarantine(record, reason, now)
+        if record.state in FINAL_STATES:
+            return _disposition(record.state)
+        try:
+            return self._quarantine(record, reason, now)
+        except MailAlreadyFinished as exc:
+            return _disposition(exc.state)
 
     def _apply(
         self, record: MailRecord, mail: InboundMail, now: datetime
@@ -166,11 +218,29 @@ class Service:
         reason: str,
         now: datetime,
         mail: InboundMail | None = None,
+        notice: notify.MailRefused | None = None,
     ) -> MailDisposition:
         log.warning("mail %s quarantined: %s", record.id, reason)
         with self.store.transaction() as tx:
             tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now, mail)
+            if notice is not None:
+                self.outbound.queue_all(tx, notice, None, now)
         return MailDisposition.QUARANTINED
+
+    def _refusal(
+        self, raw: bytes, origin: MailOrigin, exc: MailRejected
+    ) -> notify.MailRefused | None:
+        """Tell a refused mail's sender why, unless a machine or an outsider sent it."""
+        if exc.reason not in REFUSAL_REASONS:
+            return None  # a loop, say: never answered
+        head = head_of(raw, origin.envelope_sender, origin.envelope_recipients)
+        sender = head.sender.address
+        kind = classify(head, self.policy, self.store)
+        if isinstance(kind, Ignored | Outsider) or not is_accepted(
+            sender, self.policy.accepted_domains
+        ):
+            return None
+        return notify.MailRefused(sender, exc.reason, head.subject, head.message_id)
 
     def _ignore(
         self, record: MailRecord, mail: InboundMail, outcome: Ignored, now: datetime
@@ -191,6 +261,8 @@ class Service:
                 self._event(
                     tx, ticket, kind, mail.sender.address, now, reason, mail, record
                 )
+            if outcome.bounce is not None:  # the notification it reports failed
+                self.outbound.mark_bounced(tx, outcome.bounce)
             tx.finish_mail(
                 record.id,
                 MailState.IGNORED,

@@ -40,6 +40,9 @@ _BACKOFF_START: Final = 1.0
 _BACKOFF_MAX: Final = 60.0
 _IDLE_CHECK_SECONDS: Final = 1.0  # how soon a stop request is noticed
 _DELETED: Final = b"\\Deleted"
+# A mail over max_mail_bytes is fetched by the start of its header only.
+_HEAD_ITEM: Final = "BODY.PEEK[HEADER]<0.65536>"
+_HEAD_KEY: Final = b"BODY[HEADER]<0>"
 
 
 class MailHandler(Protocol):
@@ -97,8 +100,10 @@ class ImapIntake:
         *,
         idle_renew_seconds: float = 300.0,
         timeout_seconds: float = 30.0,
+        max_mail_bytes: int | None = None,
     ) -> None:
         self._settings = settings
+        self._max_bytes = max_mail_bytes  # larger announced: body never fetched
         self._handler = handler
         self._idle_renew = idle_renew_seconds  # RFC 2177: renew before 29 min
         self._timeout = timeout_seconds  # a silent connection counts as lost
@@ -107,11 +112,13 @@ class ImapIntake:
         self._client: IMAPClient | None = None
         self._folders = Folders(settings.inbox, "", "")
         self._uidvalidity = 0
+        self._stop = threading.Event()  # a stop request ends a batch between mails
         self.has_idle = False
         self.has_move = False
 
     def run(self, stop: threading.Event) -> None:
         """Handle mail until stop is set; ConfigError is fatal, the rest retried."""
+        self._stop = stop
         delay = _BACKOFF_START
         try:
             while not stop.is_set():
@@ -123,15 +130,18 @@ class ImapIntake:
         finally:
             self.close()
 
-    def run_once(self) -> int:
+    def run_once(self, stop: threading.Event | None = None) -> int:
         """Connect if needed, handle every mail in the inbox now, return the count.
 
-        Raises MailboxUnavailable, or the handler's TransientError (the mail
-        stays in the inbox), or ConfigError when the server cannot move mail.
+        Once stop is set, the mail in hand is finished and the rest left for
+        later. Raises MailboxUnavailable, or the handler's TransientError (the
+        mail stays in the inbox), or ConfigError when the server cannot move mail.
         """
+        if stop is not None:
+            self._stop = stop
         client = self._connected()
         handled = 0
-        while self._select(client):
+        while not self._stop.is_set() and self._select(client):
             count = self._handle_all(client)
             handled += count
             if not count:
@@ -171,7 +181,8 @@ class ImapIntake:
         renew_at = time.monotonic() + self._idle_renew
         with self._io():
             client.idle()
-        while not stop.is_set() and time.monotonic() < renew_at:
+            is_news_read = has_unread(client)  # e.g. an EXISTS behind "+ idling"
+        while not is_news_read and not stop.is_set() and time.monotonic() < renew_at:
             started = time.monotonic()
             with self._io():
                 responses = client.idle_check(timeout=_IDLE_CHECK_SECONDS)
@@ -215,14 +226,34 @@ class ImapIntake:
             [(u, sizes[u]) for u in uids if u in sizes], _FETCH_BYTES
         ):
             with self._io():
-                bodies = client.fetch(group, ["BODY.PEEK[]"])
+                bodies = self._fetch(client, group, sizes)
             for uid in group:
-                raw = bodies.get(uid, {}).get(b"BODY[]")
+                if self._stop.is_set():
+                    return handled  # stopping: the rest stays in the inbox
+                raw = bodies.get(uid)
                 if raw is None:
                     continue  # expunged by someone else since the search
                 self._handle_one(client, uid, raw, sizes[uid])
                 handled += 1
         return handled
+
+    def _fetch(
+        self, client: IMAPClient, group: list[int], sizes: dict[int, int]
+    ) -> dict[int, bytes]:
+        """Fetch the mails of group; one announced over the limit by its header.
+
+        The handler refuses such a mail by its announced size (origin.size)
+        and reads whom to tell from the header: the body is never fetched.
+        """
+        limit = self._max_bytes
+        over = [u for u in group if limit is not None and sizes[u] > limit]
+        under = [u for u in group if u not in over]
+        bodies = client.fetch(under, ["BODY.PEEK[]"]) if under else {}
+        fetched = {u: a[b"BODY[]"] for u, a in bodies.items() if b"BODY[]" in a}
+        heads = client.fetch(over, [_HEAD_ITEM]) if over else {}
+        # No header in the answer still leaves the size to refuse the mail by.
+        fetched.update((u, a.get(_HEAD_KEY, b"")) for u, a in heads.items())
+        return fetched
 
     def _handle_one(self, client: IMAPClient, uid: int, raw: bytes, size: int) -> None:
         origin = MailOrigin(
@@ -328,6 +359,25 @@ def _is_untagged(response: Any, kind: bytes) -> bool:
     return any(
         isinstance(part, bytes) and part.upper() == kind for part in response[:2]
     )
+
+
+def has_unread(client: IMAPClient) -> bool:
+    """Tell whether server lines were already read into imaplib's buffer.
+
+    A mail that arrives between the last SELECT and IDLE is announced right
+    behind the "+ idling" line; imaplib reads both into its buffer, where the
+    socket poll of `idle_check` cannot see it, and the mail would wait for the
+    next unrelated server line (minutes). Peeks without blocking.
+    """
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(client._imap.file.peek(1))
+    except BlockingIOError:
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def _shutdown(client: IMAPClient) -> None:

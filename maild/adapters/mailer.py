@@ -47,6 +47,13 @@ _DOMAIN: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 _MSGID: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@\[\]-]{1,250}")
 _HEADER_NAME: Final = re.compile(r"[!-9;-~]{1,76}")
 _FILE_TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+# In an attachment name: path separators and their look-alikes, control
+# characters, and the bidi controls that show "exe.png" for "\u202egnp.exe".
+_FILE_UNSAFE: Final = re.compile(
+    "[/\\\\\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+    "\u2044\u2215\u29f8\u29f9\ufe68\uff0f\uff3c]"
+)
+_FILE_MAX: Final = 200
 # Headers maild sets itself: an extra header may not add a second one.
 # fmt: off
 _RESERVED: Final = frozenset({
@@ -122,13 +129,18 @@ def _attach(msg: EmailMessage, attachment: Attachment) -> None:
     maintype, _, subtype = attachment.content_type.partition("/")
     if not _TOKEN.fullmatch(maintype) or not _TOKEN.fullmatch(subtype):
         maintype, subtype = "application", "octet-stream"
-    name = clean_header(attachment.filename).replace("/", "_").replace("\\", "_")
     msg.add_attachment(
         attachment.data,
         maintype=maintype,
         subtype=subtype,
-        filename=name[:200] or "attachment",
+        filename=safe_filename(attachment.filename),
     )
+
+
+def safe_filename(name: str) -> str:
+    """Write an attachment name for a mail: one line, no path, no bidi tricks."""
+    clean = _FILE_UNSAFE.sub("_", clean_header(name))[:_FILE_MAX].strip()
+    return clean if clean.strip(". _") else "attachment"
 
 
 def clean_header(value: str) -> str:

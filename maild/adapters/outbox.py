@@ -3,8 +3,11 @@
 Rows are read in a short transaction, sent with no transaction open, and
 marked in another: sent only once the relay accepted the mail; a 4xx or a
 connection failure is retried with exponential backoff and jitter; a 5xx
-marks the row failed. A restart resends what was not marked, with the same
-Message-ID, so a copy sent twice is the same mail to the recipient's client.
+marks the row failed, and the `on_failed` hook records it (on the ticket, to
+the supervisors) in that same transaction. A restart resends what was not
+marked, with the same Message-ID, so a copy sent twice is the same mail to the
+recipient's client. A database that is unavailable pauses the loop; it never
+ends it.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import Protocol
 from sqlalchemy import func, select
 
 from maild.adapters.models import OutboxRow
-from maild.adapters.store import Store
-from maild.errors import DeliveryDeferred, DeliveryFailed
+from maild.adapters.store import Store, Tx
+from maild.errors import DeliveryDeferred, DeliveryFailed, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +49,37 @@ class Due:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A queued mail the relay refused for good."""
+
+    message_id: str
+    ticket_id: int | None
+    recipients: tuple[str, ...]
+    subject: str
+    audience: str
+    error: str
+
+
+# Called inside the transaction that marks the mail failed.
+FailureHook = Callable[[Tx, FailedDelivery, datetime], None]
+
+
 class OutboxSender:
     def __init__(
-        self, store: Store, mailer: Mailer, sender: str, clock: Callable[[], datetime]
+        self,
+        store: Store,
+        mailer: Mailer,
+        sender: str,
+        clock: Callable[[], datetime],
+        *,
+        on_failed: FailureHook | None = None,
     ) -> None:
         self.store = store
         self.mailer = mailer
         self.sender = sender
         self.clock = clock
+        self.on_failed = on_failed
         self.wakeup = threading.Event()
 
     def deliver_due(self) -> int:
@@ -68,20 +94,29 @@ class OutboxSender:
                 self._defer(item, str(exc))
                 break  # the relay is unwell: stop this round, keep the order
             except DeliveryFailed as exc:
-                self._mark(item.id, "failed", str(exc))
+                self._fail(item.id, str(exc))
             else:
-                self._mark(item.id, "sent", "")
+                self._mark_sent(item.id)
                 sent += 1
         return sent
 
     def run(self, stop: threading.Event, idle_seconds: float = 5.0) -> None:
         """Deliver until stop is set; wake early when poked through .wakeup."""
         while not stop.is_set():
-            self.deliver_due()
+            self._deliver_logged()
             self.wakeup.wait(idle_seconds)
             self.wakeup.clear()
-        self.deliver_due()  # flush what can be flushed before exit
+        self._deliver_logged()  # flush what can be flushed before exit
         self.mailer.close()
+
+    def _deliver_logged(self) -> None:
+        """Deliver what is due; a database that is unavailable waits a round."""
+        try:
+            self.deliver_due()
+        except StoreUnavailable as exc:
+            # Nothing is lost: a mail sent but not marked is sent again later,
+            # with the same Message-ID.
+            log.warning("outbox: database unavailable (%s); will retry", exc)
 
     def _due(self, now: datetime) -> list[Due]:
         with self.store.reading() as session:
@@ -118,18 +153,35 @@ class OutboxSender:
                 row.last_error = error[:2000]
                 row.next_attempt_at = self.clock() + delay
 
-    def _mark(self, row_id: int, state: str, error: str) -> None:
+    def _mark_sent(self, row_id: int) -> None:
+        with self.store.transaction() as tx:
+            row = tx.session.get(OutboxRow, row_id)
+            if row is not None:
+                row.state, row.sent_at = "sent", self.clock()
+                row.attempts += 1
+                row.last_error = ""
+
+    def _fail(self, row_id: int, error: str) -> None:
+        """Mark a mail failed for good and let the hook record it, in one commit."""
         with self.store.transaction() as tx:
             row = tx.session.get(OutboxRow, row_id)
             if row is None:
                 return
-            row.state = state
+            log.error("outbox: %s failed for good: %s", row.message_id, error)
+            row.state = "failed"
             row.attempts += 1
             row.last_error = error[:2000]
-            if state == "sent":
-                row.sent_at = self.clock()
-            else:
-                log.error("outbox: %s failed for good: %s", row.message_id, error)
+            if self.on_failed is not None:
+                failed = FailedDelivery(
+                    message_id=row.message_id,
+                    ticket_id=row.ticket_id,
+                    recipients=tuple(row.recipients.split(",")),
+                    subject=row.subject,
+                    audience=row.audience,
+                    error=error,
+                )
+                self.on_failed(tx, failed, self.clock())
+        self.wakeup.set()  # a report may have been queued: send it soon
 
 
 def outbox_counts(store: Store) -> dict[str, int]:

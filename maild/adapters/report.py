@@ -161,3 +161,24 @@ def _callback(session: Session) -> Json:
         key = "pending" if met is None else "met" if met else "missed"
         result[urgency][key] += int(count)
     return result
+
+
+def quarantine_list(store: Store) -> list[Json]:
+    """The quarantined mails, oldest first, as in `maild quarantine list --json`."""
+    with store.reading() as session:
+        rows = session.execute(
+            select(MailRow)
+            .where(MailRow.state == MailState.QUARANTINED.value)
+            .order_by(MailRow.id)
+        ).scalars()
+        return [
+            {
+                "id": row.id,
+                "received_at": iso(row.received_at),
+                "sender": row.sender,
+                "message_id": row.message_id,
+                "reason": row.reason,
+                "source": row.source,
+            }
+            for row in rows
+        ]

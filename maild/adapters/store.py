@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maild.adapters.blobs import BlobStore
@@ -33,9 +33,12 @@ from maild.adapters.models import (
     WatcherRow,
 )
 from maild.domain import Attachment, InboundMail, MailOrigin, OutboundMail
-from maild.errors import StoreUnavailable
+from maild.errors import MaildError, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+# What a database that is down, restarting or locked raises: try again later.
+_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 class MailState(StrEnum):
@@ -48,6 +51,15 @@ class MailState(StrEnum):
 FINAL_STATES = (MailState.DONE, MailState.IGNORED, MailState.QUARANTINED)
 
 
+class MailAlreadyFinished(MaildError):
+    """Another handling of this mail committed its effect first; roll back."""
+
+    def __init__(self, mail_id: int, state: MailState) -> None:
+        super().__init__(f"mail {mail_id} is already {state}")
+        self.mail_id = mail_id
+        self.state = state
+
+
 @dataclass(frozen=True, slots=True)
 class MailRecord:
     id: int
@@ -55,6 +67,15 @@ class MailRecord:
     attempts: int
     reason: str
     is_new: bool  # first time this mail is seen
+
+
+@dataclass(frozen=True, slots=True)
+class KeptMail:
+    """A quarantined mail taken out again for a new attempt: its bytes and place."""
+
+    id: int
+    raw: bytes
+    origin: MailOrigin
 
 
 class Tx:
@@ -164,10 +185,21 @@ class Tx:
         now: datetime,
         mail: InboundMail | None = None,
     ) -> None:
-        """Record what became of a mail; it is final once committed."""
-        row = self.session.get(MailRow, mail_id)
+        """Record what became of a mail; it is final once committed.
+
+        Raises MailAlreadyFinished when another handling of the same mail (the
+        same bytes delivered twice at once) committed first: the caller's
+        transaction must then roll back, so the mail has one effect.
+        """
+        # The row is locked (PostgreSQL) or the write lock held (SQLite): two
+        # handlings of one mail cannot both see it pending.
+        row = self.session.get(
+            MailRow, mail_id, with_for_update=True, populate_existing=True
+        )
         if row is None:
             raise LookupError(mail_id)
+        if row.state != MailState.PENDING.value:
+            raise MailAlreadyFinished(mail_id, MailState(row.state))
         row.state, row.reason, row.ticket_id, row.handled_at = (
             state.value,
             reason,
@@ -202,16 +234,16 @@ class Store:
         try:
             with self._write_sessions() as session, session.begin():
                 yield Tx(session, self.blobs)
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig)) from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(_first_line(exc)) from exc
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
         try:
             with self._sessions() as session:
                 yield session
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig)) from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(_first_line(exc)) from exc
 
     def register_mail(
         self,
@@ -247,9 +279,41 @@ class Store:
                 is_new = False
             if row.state == MailState.PENDING.value:
                 row.attempts += 1
-            return MailRecord(
-                row.id, MailState(row.state), row.attempts, row.reason, is_new
+            return _record(row, is_new=is_new)
+
+    def refund_attempt(self, mail_id: int) -> MailRecord:
+        """Take back the attempt counted on a pending mail: it failed for a while.
+
+        A temporary failure (database or server unavailable) says nothing about
+        the mail, so it must not bring the mail closer to quarantine.
+        """
+        with self.transaction() as tx:
+            row = tx.session.get(MailRow, mail_id)
+            if row is None:
+                raise LookupError(mail_id)
+            if row.state == MailState.PENDING.value and row.attempts > 0:
+                row.attempts -= 1
+            return _record(row, is_new=False)
+
+    def reopen_quarantined(self, mail_id: int) -> KeptMail:
+        """Make a quarantined mail pending again with no attempt, for a retry.
+
+        Raises LookupError when there is no such quarantined mail or its bytes
+        were not kept.
+        """
+        with self.transaction() as tx:
+            row = tx.session.get(MailRow, mail_id)
+            if row is None or row.state != MailState.QUARANTINED.value:
+                raise LookupError(f"no quarantined mail {mail_id}")
+            try:
+                raw = self.blobs.get(row.blob_sha256)
+            except (OSError, ValueError) as exc:
+                raise LookupError(f"the bytes of mail {mail_id} are gone") from exc
+            row.state, row.attempts, row.handled_at = MailState.PENDING.value, 0, None
+            origin = MailOrigin(
+                source=row.source, uidvalidity=row.uidvalidity, uid=row.uid
             )
+            return KeptMail(row.id, raw, origin)
 
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> str | None:
         if not message_ids:
@@ -273,6 +337,16 @@ class Store:
             return staff_roles(session)
 
 
+def _first_line(exc: OperationalError | InterfaceError) -> str:
+    """The driver's message without the SQL it may quote on further lines."""
+    lines = str(exc.orig).strip().splitlines()
+    return lines[0] if lines else type(exc.orig).__name__
+
+
+def _record(row: MailRow, *, is_new: bool) -> MailRecord:
+    return MailRecord(row.id, MailState(row.state), row.attempts, row.reason, is_new)
+
+
 def _find_mail(
     session: Session, origin: MailOrigin, content_hash: str
 ) -> MailRow | None:
@@ -287,13 +361,27 @@ def _find_mail(
         if row is not None:
             return row
     # The same bytes again (an MTA retry after a lost 250, a copy under a new
-    # UID): the first record stands for it.
-    return session.execute(
+    # UID, the mailbox renumbered): the first record stands for it.
+    row = session.execute(
         select(MailRow)
         .where(MailRow.content_hash == content_hash)
         .order_by(MailRow.id)
         .limit(1)
     ).scalar_one_or_none()
+    if (
+        row is not None
+        and origin.uid is not None
+        and row.source == origin.source
+        and row.uidvalidity != origin.uidvalidity
+    ):
+        log.warning(
+            "mail %s seen again under UIDVALIDITY %s (was %s/%s): known by its hash",
+            row.id,
+            origin.uidvalidity,
+            row.uidvalidity,
+            row.uid,
+        )
+    return row
 
 
 def watchers_of(session: Session, ticket_id: int) -> list[WatcherRow]:

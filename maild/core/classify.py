@@ -2,9 +2,13 @@
 
 Machine-written mail (loops, bounces, auto-replies, list traffic) is recognised
 before anything else, so that no ticket is opened and nothing is answered for
-it. Then threading: thread headers naming a message we sent, then the subject
-tag; then a subject that is a command word (HELP, LIST); otherwise a new
-ticket, if the sender may open one.
+it: by its headers first, then an out-of-office reply by its subject and text
+(core/autoreply). A bounce is traced to the mail of ours it reports
+(core/bounces). Copies of maild's own headers in inbound mail bind nothing:
+X-Maild-Loop marks a loop only on mail from our own address, X-Maild-Ticket is
+never read. Then threading: thread headers naming a message we sent, then
+the subject tag; then a subject that is a command word (HELP, LIST);
+otherwise a new ticket, if the sender may open one.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from maild.core.autoreply import autoreply_sign
+from maild.core.bounces import BounceFacts, is_own_message_id, read_bounce
 from maild.core.commands import SubjectCommand, parse_subject_command
 from maild.core.numbering import number_in_subject
 from maild.domain import IgnoreReason, InboundMail, TicketType
 
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.I)
-_OWN_ID = re.compile(r"[0-9a-f]{24}\.[0-9a-f]{12}")
 _LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 
 
@@ -31,6 +36,7 @@ class HelpdeskPolicy:
     incident_address: str
     request_address: str
     own_message_id_domain: str  # the right-hand side of our Message-IDs
+    own_address: str = ""  # From of what maild sends; X-Maild-Loop carries it
 
 
 class ThreadLookup(Protocol):
@@ -64,6 +70,7 @@ class Ignored:
     reason: IgnoreReason
     ticket_number: str | None  # the ticket it concerns, where known
     detail: str
+    bounce: BounceFacts | None = None  # a bounce: which mail of ours, for whom
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,8 @@ def classify(
     machine = _machine_mail(mail, policy)
     if machine is not None:
         reason, detail = machine
+        if reason is IgnoreReason.BOUNCE:
+            return _bounce(mail, policy, lookup, ticket, detail)
         return Ignored(reason, ticket, detail)
     if ticket is not None:
         return Reply(ticket)
@@ -112,7 +121,9 @@ def _machine_mail(
     mail: InboundMail, policy: HelpdeskPolicy
 ) -> tuple[IgnoreReason, str] | None:
     auto = mail.auto
-    if auto.is_maild_loop or _is_own_message_id(mail.message_id, policy):
+    if is_own_message_id(mail.message_id, policy.own_message_id_domain) or (
+        auto.is_maild_loop and mail.sender.address == policy.own_address.lower()
+    ):
         return IgnoreReason.LOOP, "our own mail came back"
     if auto.is_delivery_report:
         return IgnoreReason.BOUNCE, "delivery status report"
@@ -130,15 +141,26 @@ def _machine_mail(
         return IgnoreReason.AUTO_REPLY, "Precedence: auto_reply"
     if auto.list_id:
         return IgnoreReason.LIST, "mailing list traffic"
+    sign = autoreply_sign(mail.subject, mail.text, is_reply=bool(mail.thread_refs))
+    if sign is not None:
+        return IgnoreReason.AUTO_REPLY, sign
     return None
 
 
-def _is_own_message_id(message_id: str, policy: HelpdeskPolicy) -> bool:
-    """Our Message-IDs are `<24 hex token>.<12 hex>@<our domain>`."""
-    local, _, domain = message_id.rpartition("@")
-    return (
-        domain.lower() == policy.own_message_id_domain.lower()
-        and _OWN_ID.fullmatch(local) is not None
+def _bounce(
+    mail: InboundMail,
+    policy: HelpdeskPolicy,
+    lookup: ThreadLookup,
+    ticket: str | None,
+    detail: str,
+) -> Ignored:
+    """A bounce, traced to the mail of ours it reports where it names one."""
+    facts = read_bounce(mail, policy.own_message_id_domain)
+    if ticket is None and facts.message_ids:
+        ticket = lookup.ticket_for_message_ids(facts.message_ids)
+    said = ": ".join(p for p in (facts.recipient, facts.reason) if p)
+    return Ignored(
+        IgnoreReason.BOUNCE, ticket, f"{detail}: {said}" if said else detail, facts
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import assert_never
 
+from maild.core.classify import is_accepted
 from maild.core.timers import Timer
 from maild.domain import (
     Attachment,
@@ -103,6 +104,28 @@ class DigestDue:
     lines: tuple[str, ...]  # summary lines for supervisors
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryFailedOutcome:
+    """The relay refused a queued mail for good (5xx): the supervisors are told."""
+
+    ticket: TicketView | None  # the ticket the mail was about, if any
+    recipients: tuple[str, ...]  # whom the mail was for
+    error: str  # the relay's answer
+    subject: str  # the subject of the mail that was not delivered
+    failed_audience: Audience  # who the mail was for, as a kind of reader
+    supervisors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MailRefused:
+    """A mail over a limit or unreadable was quarantined: its sender is told once."""
+
+    sender: str
+    reason: str  # a code of core/limits.py REFUSAL_REASONS, e.g. too_large
+    subject: str = ""  # of the refused mail, so its sender knows which one
+    in_reply_to: str = ""  # its Message-ID
+
+
 Outcome = (
     TicketOpened
     | TimerFired
@@ -113,6 +136,8 @@ Outcome = (
     | ClosedTicketReply
     | HelpAsked
     | ListAsked
+    | MailRefused
+    | DeliveryFailedOutcome
 )
 
 
@@ -196,8 +221,42 @@ def notifications_for(outcome: Outcome, pool_address: str) -> tuple[Notification
                     is_capped=True,
                 ),
             )
+        case DeliveryFailedOutcome():
+            return _delivery_failed(outcome, pool_address)
+        case MailRefused():
+            return (
+                Notification(
+                    template="rejected",
+                    audience=Audience.SENDER,
+                    to=(outcome.sender,),
+                    note=outcome.reason,
+                    text=outcome.subject,
+                    in_reply_to=outcome.in_reply_to,
+                    is_capped=True,
+                ),
+            )
         case _:
             assert_never(outcome)
+
+
+def _delivery_failed(
+    outcome: DeliveryFailedOutcome, pool_address: str
+) -> tuple[Notification, ...]:
+    # A report that fails in turn would be reported to the same readers, and
+    # so on: mail that was for the supervisors is never reported.
+    if outcome.failed_audience is Audience.SUPERVISOR:
+        return ()
+    return (
+        Notification(
+            template="delivery_failed",
+            audience=Audience.SUPERVISOR,
+            to=outcome.supervisors or (pool_address,),
+            ticket=outcome.ticket,
+            text=outcome.error,
+            lines=outcome.recipients,
+            note_detail=outcome.subject,
+        ),
+    )
 
 
 def _ticket_opened(
@@ -340,6 +399,29 @@ def _timer_fired(outcome: TimerFired, pool_address: str) -> tuple[Notification, 
 def is_over_cap(sent_last_hour: int, sent_last_day: int, caps: Caps) -> bool:
     """Tell whether one more automatic answer to an address would pass a cap."""
     return sent_last_hour >= caps.per_hour or sent_last_day >= caps.per_day
+
+
+def is_over_ladder(
+    sent_last_10_minutes: int, sent_last_hour: int, per_10_minutes: int, per_hour: int
+) -> bool:
+    """Tell whether one more automatic answer on a ticket would pass its ladder.
+
+    The per-address caps stop a loop with one auto-responder; the ladder stops
+    one that goes round several addresses of the same ticket.
+    """
+    return sent_last_10_minutes >= per_10_minutes or sent_last_hour >= per_hour
+
+
+def may_receive(
+    address: str, accepted_domains: tuple[str, ...], staff: frozenset[str]
+) -> bool:
+    """Tell whether maild may mail an address: in an accepted domain, or staff.
+
+    A safety net under every notification (the Ticket Trick): whatever a bug
+    or a crafted mail puts in a recipient list, nothing leaves for the outside
+    world but to staff, the pool and supervisors.
+    """
+    return address.lower() in staff or is_accepted(address, accepted_domains)
 
 
 def _public(ticket: TicketView) -> tuple[str, ...]:

@@ -59,8 +59,10 @@ TICKET_TEMPLATES = [
 NO_TICKET_TEMPLATES = [
     ("help", Audience.SENDER),
     ("list", Audience.SENDER),
+    ("rejected", Audience.SENDER),
     ("digest", Audience.TECHNICIAN),
     ("digest", Audience.SUPERVISOR),
+    ("delivery_failed", Audience.SUPERVISOR),  # with or without a ticket
 ]
 ALL_TEMPLATES = TICKET_TEMPLATES + NO_TICKET_TEMPLATES
 LANGUAGES = ["fr", "en"]

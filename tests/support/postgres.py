@@ -3,7 +3,8 @@
 `postgres_url` starts one server per session (initdb as the `postgres` user,
 data and socket in a temp dir, Unix socket only, on a free port number) and
 yields a SQLAlchemy URL of a fresh database; `fresh_postgres_db` gives each
-test its own database and drops it afterwards. Needs root.
+test its own database and drops it afterwards. `postgres_server.restart()`
+(or `stop_server()` ... `start_server()`) makes an outage. Needs root.
 """
 
 from __future__ import annotations
@@ -61,6 +62,24 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def stop_server(self) -> None:
+        """Stop the server (fast: open sessions are cut), as an outage would."""
+        done = _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.root / "data"),
+                            "-m", "fast", "-w", "stop")  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def start_server(self) -> None:
+        """Start the server again on the same port and socket directory."""
+        done = _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.root / "data"),
+                            "-o", _options(self), "-l", str(self.root / "postgres.log"),
+                            "-w", "start")  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def restart(self) -> None:
+        """Stop and start the server: every connection is lost once."""
+        self.stop_server()
+        self.start_server()
+
 
 def _require_postgres() -> None:
     problem = ""
@@ -88,6 +107,13 @@ def _as_postgres(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _options(server: PostgresServer) -> str:
+    return (
+        f"-k {server.socket_dir} -p {server.port} -c listen_addresses='' "
+        "-c fsync=off -c full_page_writes=off"
+    )
+
+
 def _start() -> PostgresServer:
     root = Path(tempfile.mkdtemp(prefix="maild-pg-"))
     owner = pwd.getpwnam(SYSTEM_USER)
@@ -96,10 +122,7 @@ def _start() -> PostgresServer:
         os.chown(path, owner.pw_uid, owner.pw_gid)
     server = PostgresServer(root, root / "run", free_port())
     log = root / "postgres.log"
-    options = (
-        f"-k {server.socket_dir} -p {server.port} -c listen_addresses='' "
-        "-c fsync=off -c full_page_writes=off"
-    )
+    options = _options(server)
     steps = [
         [str(BIN / "initdb"), "-D", str(root / "data"), "-U", "postgres",
          "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"],

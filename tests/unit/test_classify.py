@@ -26,6 +26,7 @@ POLICY = HelpdeskPolicy(
     incident_address="helpdesk@example.com",
     request_address="demandes@example.com",
     own_message_id_domain="example.com",
+    own_address="helpdesk@example.com",
 )
 
 
@@ -89,7 +90,7 @@ THREADS = FakeThreads(
         ),
         (AutoSignals(), "MAILER-DAEMON@example.com", IgnoreReason.BOUNCE),
         (AutoSignals(), "postmaster@example.com", IgnoreReason.BOUNCE),
-        (AutoSignals(is_maild_loop=True), "marie@example.com", IgnoreReason.LOOP),
+        (AutoSignals(is_maild_loop=True), "helpdesk@example.com", IgnoreReason.LOOP),
     ],
 )
 def test_machine_mail_is_ignored_never_a_ticket(

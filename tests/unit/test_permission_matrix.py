@@ -15,8 +15,8 @@ from maild.core.commands import Command, CommandKind
 from maild.core.permissions import (
     Actor,
     Allowed,
-    Refused,
     RefusalReason,
+    Refused,
     StaffRole,
     TicketFacts,
     decide,

@@ -1,0 +1,186 @@
+"""Parse step, the MIME tree: header values, body text, attachments. Pure.
+
+Reads what mail-parser loses from the tree Python's `email` package built:
+every occurrence of repeated headers, subjects mixing encoded words, plain
+words and folding, raw 8-bit headers and file names, body text in stateful
+charsets (ISO-2022-JP), text of attached messages kept out of the body, and
+attachments byte for byte, including parts mail-parser would decode as text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.errors
+import re
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+from email.message import Message
+from typing import cast
+
+import inscriptis
+
+from maild.core.limits import AttachmentTooLarge, ParseLimits
+from maild.domain import Attachment
+
+LINE_BREAKS = re.compile(r"[\r\n\v\f\x85\u2028\u2029]+")
+_NEWLINES = re.compile(r"\r\n?")
+_FOLDING = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
+_BODY_TYPES = frozenset({"text/plain", "text/html"})
+_MAX_TYPE = 255  # what the store keeps of a content type
+_MAX_ID = 998  # RFC 5322 line length: no longer msg-id or Content-ID is real
+# Labels senders use for text written in a wider encoding of the same family.
+_CHARSET_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "shift_jis": "cp932",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+}
+
+
+def decode(value: str) -> str:
+    """Decode one header value: RFC 2047 words, raw 8-bit, folding."""
+    text = raw_8bit(value)
+    # A broken encoded word keeps its literal text: the best there is.
+    with contextlib.suppress(email.errors.MessageError, LookupError, ValueError):
+        text = str(make_header(decode_header(text)))
+    return _FOLDING.sub("", text).replace("\x00", "").strip()
+
+
+def raw_8bit(text: str) -> str:
+    """Read the raw 8-bit bytes of a header as UTF-8, else Windows-1252."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    octets = text.encode("ascii", "surrogateescape")
+    try:
+        return octets.decode("utf-8")
+    except UnicodeDecodeError:
+        return octets.decode("cp1252", "replace")
+
+
+def filename_of(part: Message) -> str:
+    """Return the part's file name: RFC 2231, RFC 2047 and raw 8-bit decoded."""
+    view = Message()  # email would turn raw 8-bit parameters into U+FFFD
+    for key, value in part.raw_items():
+        if key.lower() in ("content-type", "content-disposition"):
+            view[key] = raw_8bit(value)
+    return LINE_BREAKS.sub(" ", decode(view.get_filename() or ""))
+
+
+def all_values(msg: Message, name: str) -> list[str]:
+    wanted = name.lower()
+    return [decode(value) for key, value in msg.raw_items() if key.lower() == wanted]
+
+
+def first_value(msg: Message, name: str) -> str:
+    values = all_values(msg, name)
+    return values[0] if values else ""
+
+
+def body_text(msg: Message) -> str:
+    """Join the text/plain body parts; an HTML-only mail is converted to text."""
+    bodies = [p for p in _leaves(msg) if not _is_attached(p)]
+    plain = [_part_text(p) for p in bodies if p.get_content_type() == "text/plain"]
+    if any(plain):
+        text = "\n".join(plain)
+    else:
+        html = "\n".join(
+            _part_text(p) for p in bodies if p.get_content_type() == "text/html"
+        ).replace("\x00", "")
+        text = inscriptis.get_text(html) if html.strip() else ""
+    return _NEWLINES.sub("\n", text).replace("\x00", "")
+
+
+def _part_text(part: Message) -> str:
+    """Decode a text part: its charset, else UTF-8, else with replacements."""
+    data = _payload_bytes(part)
+    declared = part.get_content_charset() or "us-ascii"
+    charset = _CHARSET_SUPERSETS.get(declared, declared)
+    lenient = "cp1252" if charset == "us-ascii" else charset
+    for codec, errors in (
+        (charset, "strict"),
+        ("utf-8", "strict"),
+        (lenient, "replace"),
+    ):
+        try:
+            # encode() refuses the lone surrogates some codecs produce
+            return data.decode(codec, errors).encode().decode()
+        except (LookupError, ValueError):  # ValueError: a NUL in the charset name
+            continue  # try the next, more lenient reading
+    return data.decode("utf-8", "replace")
+
+
+def _leaves(msg: Message) -> Iterator[Message]:
+    """Yield the parts that hold content; an attached message counts as one."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        if _is_container(part) and not _is_attached(part):
+            stack.extend(reversed(_children(part)))
+        else:
+            yield part
+
+
+def _is_container(part: Message) -> bool:
+    """Tell multiparts and enclosed mails from reports email splits in blocks."""
+    return part.is_multipart() and (
+        part.get_content_maintype() == "multipart"
+        or part.get_content_type() in ("message/rfc822", "message/global")
+    )
+
+
+def _children(part: Message) -> list[Message]:
+    payload = part.get_payload() if part.is_multipart() else []
+    return [child for child in payload if isinstance(child, Message)]
+
+
+def _is_attached(part: Message) -> bool:
+    """Tell whether a part was attached, not shown: named inline text is shown."""
+    disposition = part.get_content_disposition()
+    return disposition == "attachment" or (
+        disposition != "inline" and bool(part.get_filename())
+    )
+
+
+def attachments(msg: Message, limits: ParseLimits) -> Iterator[Attachment]:
+    for part in _leaves(msg):
+        filename = filename_of(part)
+        disposition = part.get_content_disposition()
+        is_body = part.get_content_type() in _BODY_TYPES and not _is_attached(part)
+        if is_body and not filename:
+            continue  # read by _text; named inline text is both body and attachment
+        content_id = first_value(part, "Content-ID").strip().strip("<>").strip()
+        data = _payload_bytes(part)
+        if len(data) > limits.max_attachment_bytes:
+            raise AttachmentTooLarge(
+                f"attachment {filename!r} is {len(data)} bytes, "
+                f"limit {limits.max_attachment_bytes}"
+            )
+        content_type = part.get_content_type()
+        yield Attachment(
+            filename=filename,
+            content_type=content_type
+            if len(content_type) <= _MAX_TYPE
+            else "application/octet-stream",
+            data=data,
+            is_inline=disposition == "inline"
+            or (disposition is None and bool(content_id)),
+            content_id=content_id if len(content_id) <= _MAX_ID else "",
+        )
+
+
+def _payload_bytes(part: Message) -> bytes:
+    if part.get_content_maintype() == "message" and part.is_multipart():
+        return b"".join(_flatten(inner) for inner in _children(part))
+    if part.is_multipart():  # an attached container: keep it whole
+        return _flatten(part)
+    return cast(bytes, part.get_payload(decode=True))  # bytes for any leaf part
+
+
+def _flatten(part: Message) -> bytes:
+    try:
+        return part.as_bytes()
+    except UnicodeEncodeError:  # decoded non-ASCII text: write it as UTF-8
+        return part.as_string().encode("utf-8", "surrogateescape")
