@@ -277,7 +277,7 @@ class Service:
         self, record: MailRecord, mail: InboundMail, outcome: Reply, now: datetime
     ) -> MailDisposition:
         with self.store.transaction() as tx:
-            ticket = tx.ticket_by_number(outcome.ticket_number)
+            ticket = tx.ticket_by_number(outcome.ticket_number, for_update=True)
             if ticket is None:
                 raise LookupError(outcome.ticket_number)
             summary = self.replies.apply(tx, ticket, mail, record.id, now)

@@ -213,10 +213,14 @@ class Tx:
     def staff(self) -> dict[str, str]:
         return staff_roles(self.session)
 
-    def ticket_by_number(self, number: str) -> TicketRow | None:
-        return self.session.execute(
-            select(TicketRow).where(TicketRow.number == number)
-        ).scalar_one_or_none()
+    def ticket_by_number(
+        self, number: str, *, for_update: bool = False
+    ) -> TicketRow | None:
+        """The ticket; locked until commit with for_update (two CLAIMs at once)."""
+        stmt = select(TicketRow).where(TicketRow.number == number)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.session.execute(stmt).scalar_one_or_none()
 
 
 class Store:
