@@ -1,4 +1,5 @@
-"""Command line: run | check-config | db | tickets | stats | quarantine | replay. I/O.
+"""Command line: run | check-config | db | tickets | stats | quarantine | staff |
+replay. I/O.
 
 Output meant for machines is JSON on stdout with `--json`; errors are one
 line on stderr and a non-zero exit status.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +18,13 @@ from typing import Any
 from maild import daemon
 from maild.adapters import report
 from maild.adapters.database import upgrade
+from maild.adapters.staff import ROLES, add_staff, list_staff, remove_staff
 from maild.config import Settings, config_path, load_settings
 from maild.domain import MailOrigin, TicketState
 from maild.errors import ConfigError, MaildError
 
 EXIT_USAGE = 2
+_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=_stats)
     _quarantine_parser(commands)
+    _staff_parser(commands)
     replay = commands.add_parser(
         "replay", help="handle a saved mail as if it had arrived"
     )
@@ -81,6 +86,58 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=_replay)
     return parser
+
+
+def _staff_parser(commands: Any) -> None:
+    staff = commands.add_parser(
+        "staff", help="technicians and supervisors added from the command line"
+    ).add_subparsers(required=True, metavar="ACTION")
+    add = staff.add_parser("add", help="give an address a staff role")
+    add.add_argument("address")
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.set_defaults(func=_staff_add)
+    remove = staff.add_parser("remove", help="take back a role given with add")
+    remove.add_argument("address")
+    remove.set_defaults(func=_staff_remove)
+    listing = staff.add_parser("list", help="all staff, from config and CLI")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_staff_list)
+
+
+def _staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    if not _ADDRESS.fullmatch(args.address):
+        print(f"maild: {args.address!r} is not a mail address", file=sys.stderr)
+        return 1
+    add_staff(
+        daemon.open_store(settings, migrate=True),
+        args.address,
+        args.role,
+        daemon.system_clock(),
+    )
+    print(f"{args.address.lower()} is now a {args.role}")
+    return 0
+
+
+def _staff_remove(settings: Settings, args: argparse.Namespace) -> int:
+    if not remove_staff(daemon.open_store(settings, migrate=True), args.address):
+        print(
+            f"maild: {args.address} was not added with the CLI"
+            " (staff from the configuration are removed there)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{args.address.lower()} removed")
+    return 0
+
+
+def _staff_list(settings: Settings, args: argparse.Namespace) -> int:
+    members = list_staff(daemon.open_store(settings, migrate=True), settings)
+    rows = [{"address": m.address, "role": m.role, "source": m.source} for m in members]
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_table(rows, ("address", "role", "source"))
+    return 0
 
 
 def _quarantine_parser(commands: Any) -> None:

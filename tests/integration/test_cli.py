@@ -100,3 +100,42 @@ def test_show_unknown_ticket_fails_with_a_reason(config: Path) -> None:
     done = run_maild(config, "tickets", "show", "I000000_0001")
     assert done.returncode == 1
     assert "no ticket I000000_0001" in done.stderr
+
+
+def test_staff_added_from_the_cli_can_work_tickets(
+    config: Path, tmp_path: Path
+) -> None:
+    done = run_maild(config, "staff", "add", "Dave@Example.com", "--role", "technician")
+    assert done.returncode == 0, done.stderr
+    staff = json.loads(run_maild(config, "staff", "list", "--json").stdout)
+    assert {
+        "address": "dave@example.com",
+        "role": "technician",
+        "source": "cli",
+    } in staff
+    assert {
+        "address": "chef@example.com",
+        "role": "supervisor",
+        "source": "config",
+    } in staff
+
+    mail = tmp_path / "new.eml"
+    mail.write_bytes(NEW_TICKET)
+    run_maild(config, "replay", str(mail))
+    (ticket,) = json.loads(run_maild(config, "tickets", "list", "--json").stdout)
+    claim = tmp_path / "claim.eml"
+    claim.write_bytes(
+        b"From: dave@example.com\r\nTo: helpdesk@example.com\r\n"
+        b"Subject: Re: [HD " + ticket["number"].encode() + b"]\r\n"
+        b"Message-ID: <claim-dave@client.example.com>\r\n\r\nCLAIM\r\n"
+    )
+    run_maild(config, "replay", str(claim))
+    (ticket,) = json.loads(run_maild(config, "tickets", "list", "--json").stdout)
+    assert ticket["owner"] == "dave@example.com"
+
+    assert run_maild(config, "staff", "remove", "dave@example.com").returncode == 0
+    gone = run_maild(config, "staff", "remove", "dave@example.com")
+    assert gone.returncode == 1
+    assert "not added with the CLI" in gone.stderr
+    bad = run_maild(config, "staff", "add", "not-an-address", "--role", "technician")
+    assert bad.returncode == 1
