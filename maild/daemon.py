@@ -147,11 +147,7 @@ def run(
     if threading.current_thread() is threading.main_thread():
         _on_signals(stop)
     sending = threading.Event()  # stops the outbox last: it sends what was queued
-    threads = [
-        threading.Thread(
-            target=parts.outbox.run, args=(sending,), name="outbox", daemon=True
-        )
-    ]
+    threads = [_supervised("outbox", parts.outbox.run, sending)]
     threads[0].start()
     ticker = SlaTicker(lambda now: _check_sla(parts, now), clock, settings.sla.timezone)
     ticker.start()
@@ -165,11 +161,7 @@ def run(
                 imap.run_once(stop)  # a server maild cannot work with stops it here
             except TransientError as exc:  # server or database unavailable
                 log.warning("imap: %s; will keep trying", exc)
-            threads.append(
-                threading.Thread(
-                    target=imap.run, args=(stop,), name="imap", daemon=True
-                )
-            )
+            threads.append(_supervised("imap", imap.run, stop))
             threads[-1].start()
         log.info("maild running")
         stop.wait()
@@ -187,6 +179,26 @@ def run(
         threads[0].join(max(0.0, deadline - time.monotonic()))
         parts.close()
     return 0
+
+
+def _supervised(
+    name: str, loop: Callable[[threading.Event], None], until: threading.Event
+) -> threading.Thread:
+    """A thread that runs loop until `until` is set, restarting it after a bug."""
+
+    def guarded() -> None:
+        delay = 1.0
+        while not until.is_set():
+            try:
+                loop(until)
+            except Exception:
+                log.exception("%s loop failed; restarting in %.0f s", name, delay)
+                until.wait(delay)
+                delay = min(delay * 2, 60.0)
+            else:
+                return
+
+    return threading.Thread(target=guarded, name=name, daemon=True)
 
 
 def _start_smtp_intake(settings: Settings, handler: SafeHandler) -> SmtpIntake | None:

@@ -208,7 +208,10 @@ class AutoAnswerRow(Base):
     """Automatic answers to people outside the staff, for the per-address caps."""
 
     __tablename__ = "auto_answers"
-    __table_args__ = (Index("ix_auto_answers_address_at", "address", "at"),)
+    __table_args__ = (
+        Index("ix_auto_answers_address_at", "address", "at"),
+        Index("ix_auto_answers_ticket_at", "ticket_id", "at"),  # the answer ladder
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(320))

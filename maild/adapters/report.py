@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maild.adapters.models import MailRow, TicketRow
+from maild.adapters.models import EventRow, MailRow, TicketRow
 from maild.adapters.outbox import outbox_counts
 from maild.adapters.store import (
     MailState,
@@ -22,7 +22,7 @@ from maild.adapters.store import (
     events_of,
     watchers_of,
 )
-from maild.domain import TicketState, Urgency
+from maild.domain import EventKind, TicketState, Urgency
 
 Json = dict[str, Any]
 
@@ -124,14 +124,7 @@ def stats(store: Store) -> Json:
         rated = session.execute(
             select(func.count(TicketRow.rating_score), func.avg(TicketRow.rating_score))
         ).one()
-        resolve_minutes = [
-            (r - c).total_seconds() / 60  # type: ignore[operator]
-            for c, r in session.execute(
-                select(TicketRow.created_at, TicketRow.resolved_at).where(
-                    TicketRow.resolved_at.is_not(None)
-                )
-            )
-        ]
+        medians = _medians(session)
     outbox = outbox_counts(store)
     return {
         "backlog": backlog,
@@ -140,15 +133,41 @@ def stats(store: Store) -> Json:
             "count": int(rated[0]),
             "mean": float(rated[1]) if rated[1] is not None else None,
         },
-        "median_minutes": {
-            "to_claim": None,
-            "to_first_call": None,
-            "to_resolve": median(resolve_minutes) if resolve_minutes else None,
-        },
+        "median_minutes": medians,
         "outbox": {"pending": outbox["pending"], "failed": outbox["failed"]},
         "quarantine": int(quarantine),
         "ignored": int(ignored),
     }
+
+
+def _medians(session: Session) -> dict[str, float | None]:
+    """Median minutes from opening to the first claim, first call, resolution."""
+    claimed = (
+        select(EventRow.ticket_id, func.min(EventRow.at).label("at"))
+        .where(EventRow.kind.in_((EventKind.CLAIMED.value, EventKind.ASSIGNED.value)))
+        .group_by(EventRow.ticket_id)
+        .subquery()
+    )
+    spans = {
+        "to_claim": select(TicketRow.created_at, claimed.c.at).join(
+            claimed, claimed.c.ticket_id == TicketRow.id
+        ),
+        "to_first_call": select(TicketRow.created_at, TicketRow.first_call_at).where(
+            TicketRow.first_call_at.is_not(None)
+        ),
+        "to_resolve": select(TicketRow.created_at, TicketRow.resolved_at).where(
+            TicketRow.resolved_at.is_not(None)
+        ),
+    }
+    result: dict[str, float | None] = {}
+    for key, stmt in spans.items():
+        minutes = [
+            (end - start).total_seconds() / 60
+            for start, end in session.execute(stmt)
+            if end is not None
+        ]
+        result[key] = round(median(minutes), 1) if minutes else None
+    return result
 
 
 def _callback(session: Session) -> Json:

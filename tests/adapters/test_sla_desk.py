@@ -260,3 +260,26 @@ def test_the_ticker_calls_the_service_with_the_injected_clock() -> None:
     finally:
         ticker.stop()
     assert calls == [MON]
+
+
+def test_stats_give_sla_and_median_times(desk: Desk) -> None:
+    from maild.adapters.report import stats  # noqa: PLC0415
+
+    number = desk.open()
+    desk.clock.now = MON.replace(hour=9, minute=30)
+    desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM")
+    desk.clock.now = MON.replace(hour=10)
+    desk.mail("alice@example.com", f"Re: [HD {number}]", "CALL")
+    desk.clock.now = MON.replace(hour=11)
+    desk.mail("alice@example.com", f"Re: [HD {number}]", "RESOLVED done")
+    desk.clock.now = MON.replace(hour=11, minute=5)
+    desk.mail("marie@example.com", f"Re: [HD {number}]", "ACCEPT\nRATE 4")
+    figures = stats(desk.parts.store)
+    assert figures["median_minutes"] == {
+        "to_claim": 30.0,
+        "to_first_call": 60.0,
+        "to_resolve": 120.0,
+    }
+    assert figures["callback"]["medium"] == {"met": 1, "missed": 0, "pending": 0}
+    assert figures["rating"] == {"count": 1, "mean": 4.0}
+    assert figures["backlog"]["closed"] == 1
