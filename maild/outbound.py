@@ -96,7 +96,7 @@ class Outbound:
             text=rendered.text,
             html=rendered.html,
             in_reply_to=notification.in_reply_to,
-            references=(notification.in_reply_to,) if notification.in_reply_to else (),
+            references=_thread(tx, ticket, notification.in_reply_to),
             ticket_number=ticket.number if ticket is not None else "",
             audience=notification.audience,
             is_capped=notification.is_capped,
@@ -230,3 +230,19 @@ def _ticket_answers_since(tx: Tx, ticket_id: int, since: datetime) -> int:
         )
     )
     return int(tx.session.execute(stmt).scalar_one())
+
+
+def _thread(tx: Tx, ticket: TicketRow | None, in_reply_to: str) -> tuple[str, ...]:
+    """References: the mail that opened the ticket, then the one answered, so every
+    mail about a ticket lands in one conversation in the reader's client."""
+    opening = None
+    if ticket is not None:
+        opening = tx.session.execute(
+            select(EventRow.message_id)
+            .where(
+                EventRow.ticket_id == ticket.id,
+                EventRow.kind == EventKind.CREATED.value,
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+    return tuple(dict.fromkeys(m for m in (opening, in_reply_to) if m))

@@ -133,6 +133,10 @@ def test_full_life_of_a_ticket(desk: Desk) -> None:
     assert "done" in text_of(transcript).lower()
     claimed = desk.next_to(MARIE)
     assert ALICE in text_of(claimed)
+    # Every mail about the ticket threads to the mail that opened it.
+    opening = confirmation.message["In-Reply-To"]
+    assert opening
+    assert opening in claimed.message["References"]
     ticket = desk.ticket(number)
     assert (ticket["status"], ticket["owner"]) == ("in_progress", ALICE)
     assert ticket["first_call_at"] is not None
