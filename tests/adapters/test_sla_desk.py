@@ -263,7 +263,7 @@ def test_the_ticker_calls_the_service_with_the_injected_clock() -> None:
 
 
 def test_stats_give_sla_and_median_times(desk: Desk) -> None:
-    from maild.adapters.report import stats  # noqa: PLC0415
+    from maild.adapters.report import stats
 
     number = desk.open()
     desk.clock.now = MON.replace(hour=9, minute=30)
