@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from maild.adapters.models import OutboxRow
 from maild.adapters.store import Store, Tx
@@ -84,21 +84,25 @@ class OutboxSender:
 
     def deliver_due(self) -> int:
         """Send every mail that is due now; return how many were accepted."""
-        sent = 0
-        for item in self._due(self.clock()):
-            try:
-                self.mailer.send(
-                    item.message_id, self.sender, item.recipients, item.data
-                )
-            except DeliveryDeferred as exc:
-                self._defer(item, str(exc))
-                break  # the relay is unwell: stop this round, keep the order
-            except DeliveryFailed as exc:
-                self._fail(item.id, str(exc))
-            else:
-                self._mark_sent(item.id)
-                sent += 1
-        return sent
+        accepted: list[int] = []
+        try:
+            for item in self._due(self.clock()):
+                try:
+                    self.mailer.send(
+                        item.message_id, self.sender, item.recipients, item.data
+                    )
+                except DeliveryDeferred as exc:
+                    self._defer(item, str(exc))
+                    break  # the relay is unwell: stop this round, keep the order
+                except DeliveryFailed as exc:
+                    self._fail(item.id, str(exc))
+                else:
+                    accepted.append(item.id)
+        finally:
+            # One commit for the round: the intake keeps the write lock to itself.
+            # A crash before it resends those mails, with the same Message-IDs.
+            self._mark_sent(accepted)
+        return len(accepted)
 
     def run(self, stop: threading.Event, idle_seconds: float = 5.0) -> None:
         """Deliver until stop is set; wake early when poked through .wakeup."""
@@ -153,13 +157,21 @@ class OutboxSender:
                 row.last_error = error[:2000]
                 row.next_attempt_at = self.clock() + delay
 
-    def _mark_sent(self, row_id: int) -> None:
+    def _mark_sent(self, row_ids: list[int]) -> None:
+        """Mark the rows the relay accepted as sent, in one transaction."""
+        if not row_ids:
+            return
         with self.store.transaction() as tx:
-            row = tx.session.get(OutboxRow, row_id)
-            if row is not None:
-                row.state, row.sent_at = "sent", self.clock()
-                row.attempts += 1
-                row.last_error = ""
+            tx.session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(row_ids), OutboxRow.state == "pending")
+                .values(
+                    state="sent",
+                    sent_at=self.clock(),
+                    attempts=OutboxRow.attempts + 1,
+                    last_error="",
+                )
+            )
 
     def _fail(self, row_id: int, error: str) -> None:
         """Mark a mail failed for good and let the hook record it, in one commit."""
