@@ -81,7 +81,7 @@ def measure(count: int, due: int, database_url: str = "") -> dict[str, float]:
                                  database_url=database_url)
         settings = load_settings(config)
         if database_url:
-            from maild.adapters.database import upgrade  # noqa: PLC0415
+            from maild.adapters.database import upgrade
 
             upgrade(database_url)
         parts = daemon.build(settings, lambda: NOW, parse_workers=1)

@@ -1,0 +1,40 @@
+"""The benchmark runs end to end: `python -m bench --quick` (opt-in: -m slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def test_quick_bench_measures_every_phase(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    corpus = results["corpus"]
+    for run in (results["throughput"]["sqlite"], results["scale"]["sqlite"]["run"]):
+        assert run["counts"]["tickets"] == corpus["new"]
+        assert run["counts"]["mails_quarantined"] == 0
+        assert run["left_in_inbox"] == 0
+        assert run["mails_per_s"] > 0
+        assert run["rss"]["daemon_mib"] > 0
+        assert run["list_new"]["rows"] > 0
+    assert results["floor"]["mails"] == corpus["mails"]
+    for path in ("imap", "smtp"):
+        latency = results["latency"][path]
+        assert latency["count"] == latency["mails"], latency
+    assert "throughput sqlite" in done.stdout
