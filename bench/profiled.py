@@ -83,7 +83,11 @@ TIMED = (
     ("      build MIME message", "maild.daemon", "build_message"),
     ("blob writes (fsync each)", "maild.adapters.blobs", "BlobStore.put"),
     ("ORM flush", "sqlalchemy.orm.session", "Session.flush"),
-    ("DB commit (fsync)", "sqlalchemy.orm.session", "SessionTransaction.commit"),
+    (
+        "ORM commits (writes and reads)",
+        "sqlalchemy.orm.session",
+        "SessionTransaction.commit",
+    ),
     ("IMAP fetch", "imapclient.imapclient", "IMAPClient.fetch"),
     ("IMAP move", "imapclient.imapclient", "IMAPClient.move"),
     ("outbox deliver_due", "maild.adapters.outbox", "OutboxSender.deliver_due"),
