@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.smtp_sink",
     "tests.support.dovecot",
     "tests.support.postgres",
+    "tests.support.crash",
 ]

@@ -27,7 +27,7 @@ from tests.support.crash import (
     kill,
     message_id,
     new_mail,
-    sqlite_url,
+    to,
     wait_until,
 )
 from tests.support.daemon import run_maild, start_daemon
@@ -38,25 +38,6 @@ pytestmark = pytest.mark.integration
 
 DONE = "maild/done"
 QUARANTINE = "maild/quarantine"
-
-
-def to(address: str):
-    return lambda m: address in m.rcpt_tos
-
-
-@pytest.fixture
-def started() -> Iterator[Started]:
-    """Daemons started by the test; any left running at the end is killed."""
-    handle = Started()
-    yield handle
-    handle.kill_all()
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[Database]:
-    db = Database(sqlite_url(tmp_path))
-    yield db
-    db.close()
 
 
 @contextmanager

@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tests.support.crash import (
     Started,
     message_id,
     new_mail,
-    sqlite_url,
+    to,
     wait_until,
 )
 from tests.support.daemon import run_maild, start_daemon
@@ -34,24 +33,6 @@ from tests.support.smtp_sink import SmtpSink
 pytestmark = pytest.mark.integration
 
 DONE = "maild/done"
-
-
-def to(address: str):
-    return lambda m: address in m.rcpt_tos
-
-
-@pytest.fixture
-def started() -> Iterator[Started]:
-    handle = Started()
-    yield handle
-    handle.kill_all()
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[Database]:
-    db = Database(sqlite_url(tmp_path))
-    yield db
-    db.close()
 
 
 def test_relay_outage_delays_mail_and_loses_none(

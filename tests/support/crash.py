@@ -17,13 +17,14 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ from maild.adapters.database import make_engine
 from maild.adapters.models import MailRow, OutboxRow, TicketRow
 from tests.support.daemon import Daemon, start_daemon
 from tests.support.dovecot import HELPDESK, DovecotServer
-from tests.support.smtp_sink import free_port
+from tests.support.smtp_sink import ReceivedMail, free_port
 
 IMAP = """
 [imap]
@@ -202,3 +203,23 @@ class HoldingSink:
     def copies(self, mid: str) -> list[bytes]:
         with self._lock:
             return [data for m, data in self.received if m == mid]
+
+
+def to(address: str) -> Callable[[ReceivedMail], bool]:
+    """A sink predicate: the mail went to address."""
+    return lambda m: address in m.rcpt_tos
+
+
+@pytest.fixture
+def started() -> Iterator[Started]:
+    """Daemons started by the test; any left running at the end is killed."""
+    handle = Started()
+    yield handle
+    handle.kill_all()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    db = Database(sqlite_url(tmp_path))
+    yield db
+    db.close()
