@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from maild.adapters.models import EventRow, TicketRow
+from maild.adapters.models import TicketRow
 from maild.adapters.store import Tx
 from maild.config import Settings
 from maild.core import notify
@@ -39,7 +39,7 @@ from maild.domain import (
     TicketState,
 )
 from maild.outbound import Outbound
-from maild.ticket_rows import facts_of, set_timers, timers_of, view_of
+from maild.ticket_rows import add_mail_event, facts_of, set_timers, timers_of, view_of
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class ReplyWork:
         text = new_text(mail.text)
         identity = self._identity(row, mail)
         if row.status == TicketState.CLOSED.value:
-            self._event(
+            add_mail_event(
                 tx,
                 row,
                 EventKind.COMMENT,
@@ -250,7 +250,7 @@ class ReplyWork:
                 decision.event, timers_of(row), now, self.settings.sla, self.calendar
             ),
         )
-        self._event(
+        add_mail_event(
             tx,
             row,
             decision.event,
@@ -289,7 +289,7 @@ class ReplyWork:
         *,
         shown: str | None = None,
     ) -> CommandResult:
-        self._event(
+        add_mail_event(
             tx,
             row,
             EventKind.COMMAND_REFUSED,
@@ -324,7 +324,7 @@ class ReplyWork:
             _author(actor, facts_of(tx, row)) if is_verified else notify.Author.STRANGER
         )
         is_internal = author in (notify.Author.STAFF, notify.Author.STRANGER)
-        event = self._event(
+        event = add_mail_event(
             tx,
             row,
             EventKind.COMMENT,
@@ -343,32 +343,6 @@ class ReplyWork:
             ),
             row,
             now,
-        )
-
-    def _event(
-        self,
-        tx: Tx,
-        row: TicketRow,
-        kind: EventKind,
-        actor: str,
-        now: datetime,
-        text: str,
-        mail: InboundMail,
-        mail_id: int,
-        *,
-        is_internal: bool,
-    ) -> EventRow:
-        return tx.add_event(
-            EventRow(
-                ticket_id=row.id,
-                kind=kind.value,
-                actor=actor,
-                at=now,
-                text=text,
-                message_id=mail.message_id,
-                is_internal=is_internal,
-                mail_id=mail_id,
-            )
         )
 
 

@@ -16,7 +16,7 @@ from typing import Protocol, assert_never
 
 from sqlalchemy import select
 
-from maild.adapters.models import EventRow, TicketRow
+from maild.adapters.models import TicketRow
 from maild.adapters.store import (
     FINAL_STATES,
     MailAlreadyFinished,
@@ -63,7 +63,13 @@ from maild.errors import MailRejected, MailTooLarge, StoreUnavailable, Transient
 from maild.outbound import MessageBuilder, Outbound, Renderer
 from maild.replies import ReplyWork, role_for_help, staff_role
 from maild.sla_desk import SlaDesk
-from maild.ticket_rows import add_watchers, set_timers, ticket_view, view_of
+from maild.ticket_rows import (
+    add_mail_event,
+    add_watchers,
+    set_timers,
+    ticket_view,
+    view_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +264,8 @@ class Service:
                     if outcome.reason is IgnoreReason.BOUNCE
                     else EventKind.AUTO_REPLY
                 )
-                self._event(
-                    tx, ticket, kind, mail.sender.address, now, reason, mail, record
+                add_mail_event(
+                    tx, ticket, kind, mail.sender.address, now, reason, mail, record.id
                 )
             if outcome.bounce is not None:  # the notification it reports failed
                 self.outbound.mark_bounced(tx, outcome.bounce)
@@ -378,7 +384,7 @@ class Service:
             set_timers(row, timers)
             tx.add(row)
             add_watchers(tx, row, watchers)
-            event = self._event(
+            event = add_mail_event(
                 tx,
                 row,
                 EventKind.CREATED,
@@ -386,7 +392,7 @@ class Service:
                 now,
                 mail.subject,
                 mail,
-                record,
+                record.id,
             )
             tx.add_attachments(row.id, event.id, mail.attachments)
             view = ticket_view(row, watchers, [a.filename for a in mail.attachments])
@@ -425,30 +431,6 @@ class Service:
             ):
                 seen.setdefault(person.address, person)
         return tuple(seen.values())
-
-    def _event(
-        self,
-        tx: Tx,
-        ticket: TicketRow,
-        kind: EventKind,
-        actor: str,
-        now: datetime,
-        text: str,
-        mail: InboundMail,
-        record: MailRecord,
-    ) -> EventRow:
-        return tx.add_event(
-            EventRow(
-                ticket_id=ticket.id,
-                kind=kind.value,
-                actor=actor,
-                at=now,
-                text=text,
-                message_id=mail.message_id,
-                is_internal=False,
-                mail_id=record.id,
-            )
-        )
 
 
 def _disposition(state: MailState) -> MailDisposition:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from maild.adapters.models import TicketRow, WatcherRow
+from maild.adapters.models import EventRow, TicketRow, WatcherRow
 from maild.adapters.store import Tx, attachments_of, watchers_of
 from maild.core.permissions import TicketFacts
 from maild.core.timers import Timers
 from maild.domain import (
     CloseReason,
+    EventKind,
+    InboundMail,
     Person,
     TicketState,
     TicketType,
@@ -87,3 +90,30 @@ def set_timers(row: TicketRow, timers: Timers) -> None:
         timers.reannounce_at,
     )
     row.pdr_retry_at, row.auto_close_at = timers.pdr_retry_at, timers.auto_close_at
+
+
+def add_mail_event(
+    tx: Tx,
+    ticket: TicketRow,
+    kind: EventKind,
+    actor: str,
+    now: datetime,
+    text: str,
+    mail: InboundMail,
+    mail_id: int,
+    *,
+    is_internal: bool = False,
+) -> EventRow:
+    """Record an event on a ticket caused by a mail (its Message-ID and record)."""
+    return tx.add_event(
+        EventRow(
+            ticket_id=ticket.id,
+            kind=kind.value,
+            actor=actor,
+            at=now,
+            text=text,
+            message_id=mail.message_id,
+            is_internal=is_internal,
+            mail_id=mail_id,
+        )
+    )
