@@ -350,7 +350,6 @@ BOMBS = [
     ("10,000 parts", many_parts(10_000), {"too_many_parts"}),
     ("100,000 header lines", header_lines(100_000), {"headers_too_large"}),
     ("250 KB of Content-Type parameters", SLOW, {"parse_timeout"}),
-    ("2 M short lines (6 MB)", LINES, {"parse_timeout", "unparseable"}),
 ]
 
 
@@ -374,6 +373,34 @@ def test_bomb_is_refused_within_budget_and_the_daemon_serves_on(
     desk.send(normal_mail(after), after)
     assert desk.last_mail()[0] == "done"
     desk.sink.wait_for(lambda m: after in m.rcpt_tos, timeout=30)
+
+
+def test_two_million_short_lines_end_as_a_ticket_or_a_timeout_never_a_stall(
+    desk: Desk,
+) -> None:
+    """6 MB of one-character lines is slow to parse but not malicious in form.
+
+    Whether the worker finishes within parse_seconds depends on the machine
+    (it did on CI's, not on ours), so both ends are right: a ticket with its
+    confirmation, or a parse_timeout quarantine with its notice. What must hold
+    on any machine is one answer within the budget and a daemon that serves on.
+    """
+    sender = "lines@example.com"
+    started = time.monotonic()
+    desk.send(from_sender(sender, LINES, "lignes"), sender)
+    state, reason, ticket = desk.last_mail()
+    desk.sink.wait_for(lambda m: sender in m.rcpt_tos, timeout=BUDGET)
+    assert desk.timed("2 M short lines (6 MB)", started) < BUDGET
+    (answer,) = desk.notices_to(sender)
+    if state == "quarantined":
+        assert reason.split(":")[0] in {"parse_timeout", "unparseable"}
+        assert answer.message["Subject"] == "Message non pris en compte : lignes"
+    else:
+        assert (state, ticket is not None) == ("done", True)
+        assert "lignes" in answer.message["Subject"]
+        assert answer.message["Subject"] != "Message non pris en compte : lignes"
+    desk.send(normal_mail("after.lines@example.com"), "after.lines@example.com")
+    assert desk.last_mail()[0] == "done"
 
 
 def test_30_mb_mail_is_answered_552_on_smtp(desk: Desk) -> None:
