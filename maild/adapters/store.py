@@ -8,8 +8,9 @@ that one transaction.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -231,12 +232,20 @@ class Store:
         self._write_sessions = sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        # SQLite has one writer at a time, and a writer that finds the lock
+        # taken sleeps in SQLite's busy handler in steps of up to 100 ms, long
+        # after the lock is free. Writers of this process (intake, outbox, SLA
+        # tick) queue on a lock of our own instead, woken the moment it frees;
+        # other processes (the command line) still meet the busy handler.
+        self._writer: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """Open a write transaction; commit at the end, roll back on error."""
         try:
-            with self._write_sessions() as session, session.begin():
+            with self._writer, self._write_sessions() as session, session.begin():
                 yield Tx(session, self.blobs)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(_first_line(exc)) from exc
