@@ -13,7 +13,9 @@ import logging
 import multiprocessing
 import queue
 import resource
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
@@ -26,8 +28,10 @@ from maild.errors import MailRejected, ParseTimeout, UnparseableMail
 log = logging.getLogger(__name__)
 
 ParseFunction = Callable[[bytes, str | None, tuple[str, ...], ParseLimits], InboundMail]
+Request = tuple[bytes, str | None, tuple[str, ...]]
 _STOP_SECONDS = 5.0
 _START_SECONDS = 60.0
+_AHEAD = 2  # parses started ahead and kept: the mail in hand and the next
 
 
 def _serve(
@@ -99,6 +103,9 @@ class ParserPool:
         self._size = workers
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._is_closed = False
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="maild-parse-ahead")
+        self._started: dict[int, tuple[Request, Future[InboundMail]]] = {}
+        self._started_lock = threading.Lock()
         try:
             for _ in range(workers):
                 self._idle.put(_Worker(self._context, self._args))
@@ -107,6 +114,26 @@ class ParserPool:
                 self._idle.get().stop(kill=False)
             raise
 
+    def parse_ahead(
+        self,
+        raw: bytes,
+        envelope_sender: str | None = None,
+        envelope_recipients: tuple[str, ...] = (),
+    ) -> None:
+        """Start parsing a mail that `parse` will be asked for next.
+
+        The IMAP intake calls this for the next mail of a batch while the
+        current one is applied, so the second worker parses while the first
+        mail's transaction runs. Only the newest few are kept: a mail that is
+        never asked for costs a parse and nothing else.
+        """
+        request: Request = (raw, envelope_sender, envelope_recipients)
+        future = self._ahead.submit(self._parse_now, *request)
+        with self._started_lock:
+            self._started[id(raw)] = (request, future)  # raw held: id stays unique
+            while len(self._started) > _AHEAD:
+                del self._started[next(iter(self._started))]
+
     def parse(
         self,
         raw: bytes,
@@ -114,6 +141,23 @@ class ParserPool:
         envelope_recipients: tuple[str, ...] = (),
     ) -> InboundMail:
         """Parse one mail in a free worker; raise MailRejected on failure."""
+        with self._started_lock:
+            started = self._started.pop(id(raw), None)
+        if started is not None:
+            request, future = started
+            if request[0] is raw and request[1:] == (
+                envelope_sender,
+                envelope_recipients,
+            ):
+                return future.result()
+        return self._parse_now(raw, envelope_sender, envelope_recipients)
+
+    def _parse_now(
+        self,
+        raw: bytes,
+        envelope_sender: str | None,
+        envelope_recipients: tuple[str, ...],
+    ) -> InboundMail:
         worker = self._idle.get()
         try:
             answer = self._ask(worker, raw, envelope_sender, envelope_recipients)
@@ -156,6 +200,8 @@ class ParserPool:
         if self._is_closed:
             return
         self._is_closed = True
+        self._ahead.shutdown(wait=True, cancel_futures=True)
+        self._started.clear()
         for _ in range(self._size):
             self._idle.get().stop(kill=False)
 

@@ -27,7 +27,11 @@ def misbehaving_parse(
     envelope_recipients: tuple[str, ...],
     limits: ParseLimits,
 ) -> InboundMail:
-    """Parse normally, unless the mail asks to hang, die or eat memory."""
+    """Parse normally, unless the mail asks to hang, die, eat memory or count."""
+    if raw.startswith(b"COUNT "):  # COUNT <file>: one line in file per parse
+        path, _, raw = raw[6:].partition(b"\n")
+        with open(path, "ab") as parses:
+            parses.write(b"parsed\n")
     if raw.startswith(b"HANG"):
         time.sleep(60)  # the pathological mail: far beyond parse_seconds
     if raw.startswith(b"DIE"):
@@ -131,3 +135,61 @@ def test_close_twice_is_harmless() -> None:
 def test_a_worker_that_cannot_start_is_reported() -> None:
     with pytest.raises(UnparseableMail, match="failed to start: exit code 4"):
         ParserPool(ParseLimits(), parse_seconds=5, workers=1, target=DiesOnArrival())
+
+
+def counted(path: Path, raw: bytes) -> bytes:
+    return b"COUNT " + str(path).encode() + b"\n" + raw
+
+
+def parses_of(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+def test_a_mail_parsed_ahead_is_not_parsed_again(
+    pool: ParserPool, tmp_path: Path
+) -> None:
+    log = tmp_path / "parses"
+    raw = counted(log, NORMAL)
+    pool.parse_ahead(raw, "john.smith@example.com")
+    mail = pool.parse(raw, "john.smith@example.com")
+    assert mail.subject == "VPN does not connect"
+    assert mail.envelope_sender == "john.smith@example.com"
+    assert parses_of(log) == 1
+
+
+def test_a_parse_ahead_serves_only_the_same_request(
+    pool: ParserPool, tmp_path: Path
+) -> None:
+    log = tmp_path / "parses"
+    raw = counted(log, NORMAL)
+    pool.parse_ahead(raw, "someone.else@example.com")
+    mail = pool.parse(raw, "john.smith@example.com")  # another envelope
+    assert mail.envelope_sender == "john.smith@example.com"
+    twin = bytes(bytearray(raw))  # equal bytes, another mail in hand
+    pool.parse_ahead(raw)
+    assert pool.parse(twin).subject == "VPN does not connect"
+    pool.parse(raw)  # the one parsed ahead: waits for it, parses nothing more
+    assert parses_of(log) == 4
+
+
+def test_only_the_newest_parses_ahead_are_kept(
+    pool: ParserPool, tmp_path: Path
+) -> None:
+    logs = [tmp_path / f"parses{i}" for i in range(3)]
+    mails = [counted(log, NORMAL) for log in logs]
+    for raw in mails:
+        pool.parse_ahead(raw)
+    for raw in mails:
+        pool.parse(raw)
+    # the oldest was dropped and parsed again when asked for; memory stays bounded
+    assert [parses_of(log) for log in logs] == [2, 1, 1]
+
+
+def test_a_failure_ahead_reaches_the_caller_and_the_pool_recovers(
+    pool: ParserPool,
+) -> None:
+    raw = b"HANG\n\n"
+    pool.parse_ahead(raw)
+    with pytest.raises(ParseTimeout, match=r"longer than 0\.5 s"):
+        pool.parse(raw)
+    assert pool.parse(NORMAL).subject == "VPN does not connect"
