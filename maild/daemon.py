@@ -155,7 +155,10 @@ def run(
     try:
         if settings.imap is not None:
             imap = ImapIntake(
-                settings.imap, handler, max_mail_bytes=settings.limits.max_mail_bytes
+                settings.imap,
+                handler,
+                max_mail_bytes=settings.limits.max_mail_bytes,
+                prepare=parts.parser.parse_ahead,
             )
             try:
                 imap.run_once(stop)  # a server maild cannot work with stops it here

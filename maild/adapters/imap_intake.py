@@ -17,7 +17,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, assert_never
@@ -101,8 +101,10 @@ class ImapIntake:
         idle_renew_seconds: float = 300.0,
         timeout_seconds: float = 30.0,
         max_mail_bytes: int | None = None,
+        prepare: Callable[[bytes], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._prepare = prepare  # starts on the next mail while one is handled
         self._max_bytes = max_mail_bytes  # larger announced: body never fetched
         self._handler = handler
         self._idle_renew = idle_renew_seconds  # RFC 2177: renew before 29 min
@@ -227,15 +229,47 @@ class ImapIntake:
         ):
             with self._io():
                 bodies = self._fetch(client, group, sizes)
-            for uid in group:
-                if self._stop.is_set():
-                    return handled  # stopping: the rest stays in the inbox
-                raw = bodies.get(uid)
-                if raw is None:
-                    continue  # expunged by someone else since the search
-                self._handle_one(client, uid, raw, sizes[uid])
-                handled += 1
+            # expunged by someone else since the search: not there
+            fetched = [(uid, bodies[uid]) for uid in group if uid in bodies]
+            handled += self._handle_group(client, fetched, sizes)
+            if self._stop.is_set():
+                break  # stopping: the rest stays in the inbox
         return handled
+
+    def _handle_group(
+        self,
+        client: IMAPClient,
+        fetched: list[tuple[int, bytes]],
+        sizes: dict[int, int],
+    ) -> int:
+        """Handle fetched mails in order, then move them out, one MOVE per folder.
+
+        Each mail is committed before the next is read; moving them together
+        afterwards saves a round trip per mail. A crash before the move leaves
+        committed mails in the inbox, which the handler recognises and does
+        not apply again.
+        """
+        finished: dict[str, list[int]] = {}
+        try:
+            for index, (uid, raw) in enumerate(fetched):
+                if self._stop.is_set():
+                    break  # stopping: the rest stays in the inbox
+                self._prepare_next(fetched[index + 1 : index + 2], sizes)
+                folder = self._handle_one(uid, raw, sizes[uid])
+                finished.setdefault(folder, []).append(uid)
+        finally:
+            self._move(client, finished)
+        return sum(len(moved) for moved in finished.values())
+
+    def _prepare_next(
+        self, after: list[tuple[int, bytes]], sizes: dict[int, int]
+    ) -> None:
+        """Let the handler start on the next mail while this one is applied."""
+        if self._prepare is None or not after:
+            return
+        uid, raw = after[0]
+        if self._max_bytes is None or sizes[uid] <= self._max_bytes:
+            self._prepare(raw)  # a mail over the limit is refused by its size
 
     def _fetch(
         self, client: IMAPClient, group: list[int], sizes: dict[int, int]
@@ -255,26 +289,31 @@ class ImapIntake:
         fetched.update((u, a.get(_HEAD_KEY, b"")) for u, a in heads.items())
         return fetched
 
-    def _handle_one(self, client: IMAPClient, uid: int, raw: bytes, size: int) -> None:
+    def _handle_one(self, uid: int, raw: bytes, size: int) -> str:
+        """Hand one mail over; return the folder it goes to once committed."""
         origin = MailOrigin(
             source=self._source, uidvalidity=self._uidvalidity, uid=uid, size=size
         )
         disposition = self._handler.handle(raw, origin)  # commits; may defer
         match disposition:
             case MailDisposition.DONE:
-                folder = self._folders.done
+                return self._folders.done
             case MailDisposition.QUARANTINED:
-                folder = self._folders.quarantine
+                return self._folders.quarantine
             case _:
                 assert_never(disposition)
-        with self._io():
-            if self.has_move:
-                client.move([uid], folder)
-            else:
-                client.copy([uid], folder)
-                client.add_flags([uid], [_DELETED], silent=True)
-                client.uid_expunge([uid])  # only this UID, not others' \Deleted
-        log.info("imap uid=%s/%s moved to %s", self._uidvalidity, uid, folder)
+
+    def _move(self, client: IMAPClient, finished: dict[str, list[int]]) -> None:
+        for folder, uids in finished.items():
+            with self._io():
+                if self.has_move:
+                    client.move(uids, folder)
+                else:
+                    client.copy(uids, folder)
+                    client.add_flags(uids, [_DELETED], silent=True)
+                    client.uid_expunge(uids)  # only these UIDs, not others' \Deleted
+            log.info("imap uids=%s/%s moved to %s", self._uidvalidity,
+                     _uid_set(uids), folder)  # fmt: skip
 
     def _connected(self) -> IMAPClient:
         if self._client is not None:
@@ -378,6 +417,13 @@ def has_unread(client: IMAPClient) -> bool:
         return False
     finally:
         sock.settimeout(timeout)
+
+
+def _uid_set(uids: list[int]) -> str:
+    """Say a list of UIDs briefly for the log: "3", or "3..9 (5)"."""
+    if len(uids) == 1:
+        return str(uids[0])
+    return f"{uids[0]}..{uids[-1]} ({len(uids)})"
 
 
 def _shutdown(client: IMAPClient) -> None:

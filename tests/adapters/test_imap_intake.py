@@ -120,6 +120,31 @@ def test_every_mail_reaches_handler_once_and_leaves_inbox(
 
 
 @pytest.mark.integration
+def test_next_mail_is_prepared_ahead_except_one_over_the_limit(
+    clean_mailbox: DovecotServer,
+) -> None:
+    small = [make_mail(f"ahead {i}") for i in range(4)]
+    big = make_mail("ahead big", "x" * 5000)
+    mails = [small[0], small[1], big, small[2], small[3]]
+    for raw in mails:
+        clean_mailbox.append(HELPDESK, raw)
+    ahead: list[bytes] = []
+    handler = RecordingHandler()
+    intake = ImapIntake(
+        clean_mailbox.settings(), handler, max_mail_bytes=2000, prepare=ahead.append
+    )
+    try:
+        assert intake.run_once() == 5
+    finally:
+        intake.close()
+    # while each mail is handled, the next one is handed over to be prepared;
+    # the one over the limit is refused by its size and never parsed
+    assert ahead == [small[1], small[2], small[3]]
+    assert [raw for _o, raw in handler.seen][:2] == small[:2]
+    assert clean_mailbox.list_uids(HELPDESK, "INBOX") == []
+
+
+@pytest.mark.integration
 def test_seen_is_never_set(clean_mailbox: DovecotServer) -> None:
     clean_mailbox.append(HELPDESK, make_mail("seen check"))
     flags_during: list[tuple[bytes, ...]] = []
