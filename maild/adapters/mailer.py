@@ -19,11 +19,16 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.charset import BASE64, QP, Charset
+from email.encoders import encode_base64
+from email.header import Header
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Final, Protocol
+from urllib.parse import quote
 
 from maild.config import SmtpSettings
 from maild.domain import Attachment, OutboundMail
@@ -31,11 +36,20 @@ from maild.errors import DeliveryDeferred, DeliveryFailed
 
 log = logging.getLogger(__name__)
 
-# Raw headers (Message-ID, In-Reply-To, References) are folded by us: the stock
-# policy would turn a long msg-id into RFC 2047 encoded words and break threading.
-# 7bit: bodies go out quoted-printable or base64, so any relay takes them.
-_POLICY: Final = policy.SMTP.clone(cte_type="7bit")
-_GENERATE: Final = _POLICY.clone(refold_source="none")
+# The compat32 classes: the header registry of the newer API parses and
+# refolds every header, which made building a notification 2.5 times slower.
+# Values are cleaned before they get here; non-ASCII text goes out as RFC 2047
+# encoded words, bodies as quoted-printable or base64, so any relay takes them.
+# Headers come folded from here; the generator only keeps lines under 998.
+_CRLF: Final = "\r\n"
+_FOLD_AT: Final = 78
+_POLICY: Final = policy.compat32.clone(linesep=_CRLF, max_line_length=998)
+_UTF8: Final = Charset("utf-8")
+_UTF8.header_encoding = BASE64
+_UTF8.body_encoding = QP
+# A longer word cannot be folded: it goes out encoded, in pieces.
+_WORD_MAX: Final = 900
+_RFC2231_PIECE: Final = 60
 # Every character str.splitlines() breaks on, and NUL: none may reach a header.
 _TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _BREAKS: Final = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00]")
@@ -98,43 +112,96 @@ def build_message(
     message_id = _msg_id(mail.message_id)
     if sender is None or not message_id:
         raise ValueError("bad From address or Message-ID")
-    msg = EmailMessage(policy=_POLICY)
-    msg["From"] = Address(display_name=clean_header(from_name), addr_spec=sender)
-    msg["To"] = ", ".join(recipients)
-    msg["Subject"] = clean_header(mail.subject)
-    msg["Date"] = format_datetime(date or datetime.now(UTC))
-    msg.set_raw("Message-ID", f"<{message_id}>")
-    _set_thread_headers(msg, mail)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Maild-Loop"] = sender
+    body = [_text_part("plain", mail.text), _text_part("html", mail.html)]
+    msg = MIMEMultipart("alternative", _subparts=body, policy=_POLICY)
+    if mail.attachments:
+        del msg["MIME-Version"]  # belongs to the top level only
+        parts = [msg, *map(_attachment_part, mail.attachments)]
+        msg = MIMEMultipart("mixed", _subparts=parts, policy=_POLICY)
+    headers: list[tuple[str, str]] = [
+        ("From", _mailbox(clean_header(from_name), sender)),
+        ("To", ", ".join(recipients)),
+        ("Subject", _text_header("Subject", clean_header(mail.subject))),
+        ("Date", format_datetime(date or datetime.now(UTC))),
+        ("Message-ID", f"<{message_id}>"),
+        *_thread_headers(mail),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Auto-Response-Suppress", "All"),
+        ("X-Maild-Loop", sender),
+    ]
     if mail.ticket_number:
-        msg["X-Maild-Ticket"] = clean_header(mail.ticket_number)
+        number = clean_header(mail.ticket_number)
+        headers.append(("X-Maild-Ticket", _text_header("X-Maild-Ticket", number)))
     for name, value in mail.extra_headers:
         if _HEADER_NAME.fullmatch(name) and name.lower() not in _RESERVED:
-            msg[name] = clean_header(value)
+            headers.append((name, _text_header(name, clean_header(value))))
         else:
             log.warning("msgid=%s extra header %r skipped", message_id, name)
-    msg.set_content(_clean_body(mail.text))
-    msg.add_alternative(_clean_body(mail.html), subtype="html")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # belongs to the top level only
-    for attachment in mail.attachments:
-        _attach(msg, attachment)
-    return msg.as_bytes(policy=_GENERATE)
+    own = list(msg.items())  # MIME-Version, Content-Type: after ours
+    for name in {name for name, _ in own}:
+        del msg[name]
+    for name, value in (*headers, *own):
+        msg[name] = value
+    return msg.as_bytes(policy=_POLICY)
 
 
-def _attach(msg: EmailMessage, attachment: Attachment) -> None:
+def _text_part(subtype: str, text: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, policy=_POLICY, charset="utf-8")
+    part.set_payload(_clean_body(text), _UTF8)  # quoted-printable
+    del part["MIME-Version"]  # belongs to the top level only
+    return part
+
+
+def _attachment_part(attachment: Attachment) -> MIMEBase:
     """Attach bytes under a cleaned-up name (the name is never a path here)."""
     maintype, _, subtype = attachment.content_type.partition("/")
     if not _TOKEN.fullmatch(maintype) or not _TOKEN.fullmatch(subtype):
         maintype, subtype = "application", "octet-stream"
-    msg.add_attachment(
-        attachment.data,
-        maintype=maintype,
-        subtype=subtype,
-        filename=safe_filename(attachment.filename),
-    )
+    part = MIMEBase(maintype, subtype, policy=_POLICY)
+    del part["MIME-Version"]
+    part.set_payload(attachment.data)
+    encode_base64(part)
+    part["Content-Disposition"] = _disposition(safe_filename(attachment.filename))
+    return part
+
+
+def _disposition(filename: str) -> str:
+    """Content-Disposition for filename: quoted if ASCII, else RFC 2231 in pieces."""
+    if filename.isascii():
+        escaped = filename.replace("\\", "\\\\").replace('"', '\\"')
+        return f'attachment;\r\n filename="{escaped}"'
+    pieces = [""]
+    for char in filename:  # a character's escapes stay in one piece
+        encoded = quote(char, safe="")
+        if len(pieces[-1]) + len(encoded) > _RFC2231_PIECE:
+            pieces.append("")
+        pieces[-1] += encoded
+    pieces[0] = "utf-8''" + pieces[0]
+    params = [f"filename*{i}*={piece}" for i, piece in enumerate(pieces)]
+    return "attachment;\r\n " + ";\r\n ".join(params)
+
+
+def _mailbox(name: str, address: str) -> str:
+    """From: "name <address>", the name quoted or encoded as it needs."""
+    if not name:
+        return address
+    if name.isascii() and len(name) <= _WORD_MAX:
+        return _folded("From", formataddr((name, address)))
+    mailbox = Header(name, _UTF8, header_name="From")
+    mailbox.append(f"<{address}>", "us-ascii")
+    return mailbox.encode(_CRLF, maxlinelen=_FOLD_AT)
+
+
+def _text_header(name: str, value: str) -> str:
+    """An unstructured header: as is when ASCII in short words, else encoded."""
+    if value.isascii() and all(len(word) <= _WORD_MAX for word in value.split()):
+        return _folded(name, value)
+    return Header(value, _UTF8, header_name=name).encode(_CRLF, maxlinelen=_FOLD_AT)
+
+
+def _folded(name: str, value: str) -> str:
+    """Fold ASCII text at spaces, to lines of about 78 characters."""
+    return Header(value, header_name=name).encode(_CRLF, maxlinelen=_FOLD_AT)
 
 
 def safe_filename(name: str) -> str:
@@ -312,13 +379,16 @@ def make_mailer(smtp: SmtpSettings | None, eml_dir: Path) -> Mailer:
     return SmtpRelay(smtp) if smtp is not None else EmlDirectory(eml_dir)
 
 
-def _set_thread_headers(msg: EmailMessage, mail: OutboundMail) -> None:
+def _thread_headers(mail: OutboundMail) -> list[tuple[str, str]]:
+    """In-Reply-To and References, folded by us: never encoded (RFC 5322 3.6.4)."""
+    headers = []
     parent = _msg_id(mail.in_reply_to)
     if parent:
-        msg.set_raw("In-Reply-To", f"<{parent}>")
+        headers.append(("In-Reply-To", f"<{parent}>"))
     refs = [f"<{ref}>" for ref in map(_msg_id, mail.references) if ref]
     if refs:
-        msg.set_raw("References", "\r\n ".join(refs))
+        headers.append(("References", "\r\n ".join(refs)))
+    return headers
 
 
 def _msg_id(value: str) -> str:

@@ -22,10 +22,11 @@ from maild.adapters.mailer import (
     eml_name,
     make_mailer,
     normalize_address,
+    safe_filename,
     valid_recipients,
 )
 from maild.config import SmtpSettings
-from maild.domain import Audience, OutboundMail
+from maild.domain import Attachment, Audience, OutboundMail
 from maild.errors import DeliveryDeferred, DeliveryFailed
 from tests.support.smtp_sink import SmtpSink, free_port
 
@@ -201,6 +202,41 @@ def test_odd_bodies_do_not_break_the_message() -> None:
     assert text is not None
     assert "\x00" not in text.get_content()
     assert "x" * 2000 in text.get_content()
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "rapport.pdf",
+        'devis "final" v2.xlsx',
+        "rapport d'été 2026.pdf",
+        "Пример отчёта за ноябрь — " * 8 + ".docx",  # 200 characters, 2 bytes each
+        "图" * 200,
+    ],
+)
+def test_attachments_keep_their_bytes_and_names(filename: str) -> None:
+    data = build_message(
+        make_mail(
+            attachments=(Attachment(filename, "application/pdf", b"%PDF\x00\xff"),)
+        ),
+        FROM,
+    )
+    assert data.isascii()
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    message = parse(data)
+    assert message.get_content_type() == "multipart/mixed"
+    assert message.defects == []
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == make_mail().text
+    (attachment,) = message.iter_attachments()
+    assert attachment.get_filename() == safe_filename(filename)
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_content() == b"%PDF\x00\xff"
+    assert message["MIME-Version"] == "1.0"
+    assert all(
+        part["MIME-Version"] is None for part in message.walk() if part is not message
+    )
 
 
 @pytest.mark.parametrize(
