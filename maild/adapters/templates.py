@@ -155,6 +155,7 @@ class TemplateRenderer:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # read once: no stat of every template per mail
         )
         self._env.filters["when"] = self.format_time
         self._env.filters["label"] = self.label
