@@ -85,10 +85,15 @@ class MemoryPeaks:
 
     daemon_kib: int = 0
     children_kib: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # CPU seconds (user + system) at the last sample: the daemon, its children
+    daemon_cpu_s: float = 0.0
+    children_cpu_s: dict[int, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         kids = sorted(self.children_kib.values(), key=lambda item: -item[1])
         return {
+            "daemon_cpu_s": round(self.daemon_cpu_s, 1),
+            "children_cpu_s": round(sum(self.children_cpu_s.values()), 1),
             "daemon_mib": round(self.daemon_kib / 1024, 1),
             "children": [
                 {"name": name, "peak_mib": round(kib / 1024, 1)} for name, kib in kids
@@ -137,6 +142,16 @@ def _label(pid: int, parent: int, root: int) -> str:
     return "child"
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of pid so far, from /proc/PID/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _kib(value: str) -> int:
     return int(value.split()[0]) if value else 0
 
@@ -160,10 +175,16 @@ class MemorySampler:
         self.peaks.daemon_kib = max(
             self.peaks.daemon_kib, _kib(status.get("VmHWM", ""))
         )
+        cpu = _cpu_seconds(self.pid)
+        if cpu is not None:
+            self.peaks.daemon_cpu_s = cpu
         for child, parent in _descendants(self.pid):
             kid = _status(child)
             if not kid:
                 continue
+            child_cpu = _cpu_seconds(child)
+            if child_cpu is not None:
+                self.peaks.children_cpu_s[child] = child_cpu
             name = f"{_label(child, parent, self.pid)}[{child}]"
             old = self.peaks.children_kib.get(child, (name, 0))[1]
             self.peaks.children_kib[child] = (

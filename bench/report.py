@@ -45,6 +45,12 @@ def _throughput_rows(name: str, run: dict[str, Any], floor: float) -> list[Row]:
         ),
         (
             name,
+            "CPU daemon / parse workers (s)",
+            f"{rss.get('daemon_cpu_s', 0):.1f} / {rss.get('children_cpu_s', 0):.1f}"
+            f"  ({run['seconds']:.1f} s of wall time)",
+        ),
+        (
+            name,
             "tickets list --status new --json",
             f"{run['list_new']['median_s']:.2f} s  ({run['list_new']['rows']} rows)",
         ),
