@@ -6,14 +6,21 @@ added as features land, never renamed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from statistics import median
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maild.adapters.models import EventRow, MailRow, TicketRow
+from maild.adapters.models import (
+    AttachmentRow,
+    EventRow,
+    MailRow,
+    TicketRow,
+    WatcherRow,
+)
 from maild.adapters.outbox import outbox_counts
 from maild.adapters.store import (
     MailState,
@@ -25,13 +32,18 @@ from maild.adapters.store import (
 from maild.domain import EventKind, TicketState, Urgency
 
 Json = dict[str, Any]
+_IN_CHUNK = 500  # ticket ids per IN (...): under every database's parameter limit
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def ticket_json(session: Session, row: TicketRow) -> Json:
+def ticket_json(
+    row: TicketRow,
+    watchers: Sequence[WatcherRow],
+    attachments: Sequence[AttachmentRow],
+) -> Json:
     """One ticket as in `maild tickets list --json`."""
     return {
         "number": row.number,
@@ -57,7 +69,7 @@ def ticket_json(session: Session, row: TicketRow) -> Json:
         "rating": None
         if row.rating_score is None
         else {"score": row.rating_score, "comment": row.rating_comment or ""},
-        "watchers": [w.address for w in watchers_of(session, row.id)],
+        "watchers": [w.address for w in watchers],
         "attachments": [
             {
                 "filename": a.filename,
@@ -66,17 +78,43 @@ def ticket_json(session: Session, row: TicketRow) -> Json:
                 "sha256": a.sha256,
                 "inline": a.is_inline,
             }
-            for a in attachments_of(session, row.id)
+            for a in attachments
         ],
     }
 
 
 def list_tickets(store: Store, status: TicketState | None) -> list[Json]:
+    """The tickets, oldest first; watchers and attachments in a few queries."""
     with store.reading() as session:
         stmt = select(TicketRow).order_by(TicketRow.id)
         if status is not None:
             stmt = stmt.where(TicketRow.status == status.value)
-        return [ticket_json(session, row) for row in session.execute(stmt).scalars()]
+        rows = list(session.execute(stmt).scalars())
+        ids = [row.id for row in rows]
+        watchers = _by_ticket(session, WatcherRow, ids)
+        attachments = _by_ticket(session, AttachmentRow, ids)
+        return [
+            ticket_json(row, watchers.get(row.id, []), attachments.get(row.id, []))
+            for row in rows
+        ]
+
+
+Row = TypeVar("Row", WatcherRow, AttachmentRow)
+
+
+def _by_ticket(
+    session: Session, model: type[Row], ticket_ids: list[int]
+) -> dict[int, list[Row]]:
+    """Rows of model for these tickets, grouped by ticket, each group in id order."""
+    grouped: dict[int, list[Row]] = {}
+    for start in range(0, len(ticket_ids), _IN_CHUNK):
+        chunk = ticket_ids[start : start + _IN_CHUNK]
+        found = session.execute(
+            select(model).where(model.ticket_id.in_(chunk)).order_by(model.id)
+        ).scalars()
+        for row in found:
+            grouped.setdefault(row.ticket_id, []).append(row)
+    return grouped
 
 
 def show_ticket(store: Store, number: str) -> Json | None:
@@ -86,7 +124,9 @@ def show_ticket(store: Store, number: str) -> Json | None:
         ).scalar_one_or_none()
         if row is None:
             return None
-        data = ticket_json(session, row)
+        data = ticket_json(
+            row, watchers_of(session, row.id), attachments_of(session, row.id)
+        )
         data["description"] = row.description
         data["events"] = [
             {

@@ -9,13 +9,21 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
 from maild.adapters.blobs import BlobStore
-from maild.adapters.database import alembic_config, make_engine, upgrade
-from maild.adapters.models import EventRow, TicketRow
+from maild.adapters.database import (
+    HEAD_REVISION,
+    alembic_config,
+    is_up_to_date,
+    make_engine,
+    upgrade,
+)
+from maild.adapters.models import EventRow, TicketRow, WatcherRow
+from maild.adapters.report import list_tickets
 from maild.adapters.store import MailState, Store
-from maild.domain import MailOrigin
+from maild.domain import Attachment, MailOrigin, TicketState
 
 NOW = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
 
@@ -38,9 +46,20 @@ def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
 
 
 def test_migrations_reach_head_and_match_the_models(db_url: str) -> None:
-    upgrade(db_url)
-    command.check(alembic_config(db_url))  # raises when models and migrations differ
-    upgrade(db_url)  # a second run is a no-op
+    engine = make_engine(db_url)
+    try:
+        assert not is_up_to_date(engine)  # an empty database
+        upgrade(db_url)
+        command.check(
+            alembic_config(db_url)
+        )  # raises when models and migrations differ
+        upgrade(db_url)  # a second run is a no-op
+        # the revision commands compare with, without loading Alembic
+        script = ScriptDirectory.from_config(alembic_config(db_url))
+        assert script.get_current_head() == HEAD_REVISION
+        assert is_up_to_date(engine)
+    finally:
+        engine.dispose()
 
 
 def test_ticket_numbers_are_unique_under_concurrency(store: Store) -> None:
@@ -84,28 +103,32 @@ def test_same_bytes_elsewhere_are_the_same_mail(store: Store) -> None:
     assert other.id != smtp.id  # same Message-ID or not, other bytes: another mail
 
 
+def ticket_row(n: int, created: datetime = NOW, status: str = "new") -> TicketRow:
+    return TicketRow(
+        number=f"I261129_{n:04d}",
+        token=f"{n:024d}",
+        ticket_type="incident",
+        status=status,
+        subject="s",
+        description="d",
+        requester_name="",
+        requester_address="a@example.com",
+        beneficiary_name="",
+        beneficiary_address="a@example.com",
+        application="",
+        urgency="medium",
+        phone="",
+        owner=None,
+        created_at=created,
+        callback_due_at=None,
+    )
+
+
 def test_times_come_back_aware_and_equal(store: Store) -> None:
     paris = timezone(timedelta(hours=1))
     created = datetime(2026, 11, 29, 17, 30, tzinfo=paris)
     with store.transaction() as tx:
-        row = TicketRow(
-            number="I261129_0001",
-            token="t" * 24,
-            ticket_type="incident",
-            status="new",
-            subject="s",
-            description="d",
-            requester_name="",
-            requester_address="a@example.com",
-            beneficiary_name="",
-            beneficiary_address="a@example.com",
-            application="",
-            urgency="medium",
-            phone="",
-            owner=None,
-            created_at=created,
-            callback_due_at=None,
-        )
+        row = ticket_row(1, created)
         tx.add(row)
         tx.add_event(
             EventRow(
@@ -122,6 +145,41 @@ def test_times_come_back_aware_and_equal(store: Store) -> None:
         stored = session.execute(select(TicketRow)).scalar_one()
     assert stored.created_at == created
     assert stored.created_at.tzinfo is not None
+
+
+def test_the_list_gives_each_ticket_its_own_watchers_and_attachments(
+    store: Store,
+) -> None:
+    # more tickets than one IN (...) takes, listed in a few queries
+    with store.transaction() as tx:
+        rows = [
+            ticket_row(n, status="closed" if n % 3 == 0 else "new")
+            for n in range(1, 1203)
+        ]
+        tx.session.add_all(rows)
+        tx.session.flush()
+        for row in rows[::7]:
+            for k in (2, 1):
+                name = f"w{k}.{row.number}@example.com"
+                tx.add(WatcherRow(ticket_id=row.id, name="", address=name))
+            tx.add_attachments(
+                row.id, None, [Attachment(f"{row.number}.txt", "text/plain", b"x")]
+            )
+    listed = list_tickets(store, TicketState.NEW)
+    assert [t["number"] for t in listed] == [
+        r.number for r in rows if r.status == "new"
+    ]
+    for ticket in listed:
+        number = ticket["number"]
+        if int(number[-4:]) % 7 == 1:  # rows[::7]: 1, 8, 15, ...
+            assert ticket["watchers"] == [
+                f"w2.{number}@example.com",
+                f"w1.{number}@example.com",
+            ]
+            assert [a["filename"] for a in ticket["attachments"]] == [f"{number}.txt"]
+        else:
+            assert (ticket["watchers"], ticket["attachments"]) == ([], [])
+    assert len(list_tickets(store, None)) == 1202
 
 
 def test_blobs_are_named_by_content(tmp_path: Path) -> None:
