@@ -150,7 +150,7 @@ class OutboxSender:
             error,
             int(delay.total_seconds()),
         )
-        with self.store.transaction() as tx:
+        with self.store.transaction(relaxed=True) as tx:  # lost: retried sooner
             row = tx.session.get(OutboxRow, item.id)
             if row is not None:
                 row.attempts += 1
@@ -158,10 +158,14 @@ class OutboxSender:
                 row.next_attempt_at = self.clock() + delay
 
     def _mark_sent(self, row_ids: list[int]) -> None:
-        """Mark the rows the relay accepted as sent, in one transaction."""
+        """Mark the rows the relay accepted as sent, in one transaction.
+
+        Relaxed: a mark lost in a power cut sends the mail again, with the same
+        Message-ID, which is the at-least-once promise anyway.
+        """
         if not row_ids:
             return
-        with self.store.transaction() as tx:
+        with self.store.transaction(relaxed=True) as tx:
             tx.session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_(row_ids), OutboxRow.state == "pending")

@@ -21,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maild.adapters.blobs import BlobStore
-from maild.adapters.database import WRITE_OPTION
+from maild.adapters.database import RELAXED_OPTION, WRITE_OPTION
 from maild.adapters.models import (
     AttachmentRow,
     AutoAnswerRow,
@@ -232,6 +232,10 @@ class Store:
         self._write_sessions = sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self._relaxed_sessions = sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True, RELAXED_OPTION: True}),
+            expire_on_commit=False,
+        )
         # SQLite has one writer at a time, and a writer that finds the lock
         # taken sleeps in SQLite's busy handler in steps of up to 100 ms, long
         # after the lock is free. Writers of this process (intake, outbox, SLA
@@ -242,10 +246,15 @@ class Store:
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """Open a write transaction; commit at the end, roll back on error."""
+    def transaction(self, *, relaxed: bool = False) -> Iterator[Tx]:
+        """Open a write transaction; commit at the end, roll back on error.
+
+        relaxed: losing this commit in a power cut would only repeat work (see
+        RELAXED_OPTION); it then costs no disk flush of its own on SQLite.
+        """
+        sessions = self._relaxed_sessions if relaxed else self._write_sessions
         try:
-            with self._writer, self._write_sessions() as session, session.begin():
+            with self._writer, sessions() as session, session.begin():
                 yield Tx(session, self.blobs)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(_first_line(exc)) from exc
@@ -267,9 +276,13 @@ class Store:
         raw: bytes,
         now: datetime,
     ) -> MailRecord:
-        """Record a mail and count one more attempt on it, in its own commit."""
+        """Record a mail and count one more attempt on it, in its own commit.
+
+        Relaxed: a power cut that loses this commit loses an attempt count and
+        nothing else; the mail has not left its inbox (nor been answered 250).
+        """
         blob = self.blobs.put(raw)
-        with self.transaction() as tx:
+        with self.transaction(relaxed=True) as tx:
             row = _find_mail(tx.session, origin, content_hash)
             if row is None:
                 row = MailRow(
@@ -300,7 +313,7 @@ class Store:
         A temporary failure (database or server unavailable) says nothing about
         the mail, so it must not bring the mail closer to quarantine.
         """
-        with self.transaction() as tx:
+        with self.transaction(relaxed=True) as tx:
             row = tx.session.get(MailRow, mail_id)
             if row is None:
                 raise LookupError(mail_id)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from maild.adapters.blobs import BlobStore
 from maild.adapters.database import (
@@ -180,6 +180,22 @@ def test_the_list_gives_each_ticket_its_own_watchers_and_attachments(
         else:
             assert (ticket["watchers"], ticket["attachments"]) == ([], [])
     assert len(list_tickets(store, None)) == 1202
+
+
+def test_only_relaxed_commits_skip_their_own_disk_flush(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'maild.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    store = Store(engine, BlobStore(tmp_path / "blobs"))
+    full, normal = 2, 1  # PRAGMA synchronous values
+    try:
+        seen = []
+        for relaxed in (False, True, False, True, False):  # one pooled connection
+            with store.transaction(relaxed=relaxed) as tx:
+                seen.append(tx.session.execute(text("PRAGMA synchronous")).scalar())
+        assert seen == [full, normal, full, normal, full]
+    finally:
+        engine.dispose()
 
 
 def test_blobs_are_named_by_content(tmp_path: Path) -> None:
