@@ -15,10 +15,10 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from maild.adapters.mailer import valid_recipients
-from maild.adapters.models import AutoAnswerRow, EventRow, OutboxRow, TicketRow
+from maild.adapters.models import EventRow, OutboxRow, TicketRow
 from maild.adapters.store import Tx
 from maild.config import Settings
 from maild.core import notify
@@ -163,11 +163,10 @@ class Outbound:
             if address.lower() in staff:
                 kept.append(address)
                 continue
-            is_held = is_laddered or notify.is_over_cap(
-                tx.answers_since(address, now - timedelta(hours=1)),
-                tx.answers_since(address, now - timedelta(days=1)),
-                self.caps,
+            day, hour = tx.answers_since(
+                (now - timedelta(days=1), now - timedelta(hours=1)), address=address
             )
+            is_held = is_laddered or notify.is_over_cap(hour, day, self.caps)
             tx.record_answer(
                 address,
                 now,
@@ -210,26 +209,15 @@ class Outbound:
 
     def _is_over_ladder(self, tx: Tx, ticket: TicketRow, now: datetime) -> bool:
         limits = self.settings.limits
+        hour, ten_minutes = tx.answers_since(
+            (now - timedelta(hours=1), now - timedelta(minutes=10)), ticket_id=ticket.id
+        )
         return notify.is_over_ladder(
-            _ticket_answers_since(tx, ticket.id, now - timedelta(minutes=10)),
-            _ticket_answers_since(tx, ticket.id, now - timedelta(hours=1)),
+            ten_minutes,
+            hour,
             limits.ticket_answers_per_10_minutes,
             limits.ticket_answers_per_hour,
         )
-
-
-def _ticket_answers_since(tx: Tx, ticket_id: int, since: datetime) -> int:
-    """Automatic answers sent (not held) on a ticket since a moment."""
-    stmt = (
-        select(func.count())
-        .select_from(AutoAnswerRow)
-        .where(
-            AutoAnswerRow.ticket_id == ticket_id,
-            AutoAnswerRow.at >= since,
-            AutoAnswerRow.is_held.is_(False),
-        )
-    )
-    return int(tx.session.execute(stmt).scalar_one())
 
 
 def _thread(tx: Tx, ticket: TicketRow | None, in_reply_to: str) -> tuple[str, ...]:

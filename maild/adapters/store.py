@@ -85,6 +85,7 @@ class Tx:
     def __init__(self, session: Session, blobs: BlobStore) -> None:
         self.session = session
         self.blobs = blobs
+        self._staff: dict[str, str] | None = None  # read once per transaction
 
     def next_sequence(self, counter: str) -> int:
         """Take the next number of a counter; safe under concurrency."""
@@ -146,17 +147,20 @@ class Tx:
             )
         )
 
-    def answers_since(self, address: str, since: datetime) -> int:
-        stmt = (
-            select(func.count())
-            .select_from(AutoAnswerRow)
-            .where(
-                AutoAnswerRow.address == address,
-                AutoAnswerRow.at >= since,
-                AutoAnswerRow.is_held.is_(False),
-            )
+    def answers_since(
+        self, since: Sequence[datetime], *, address: str = "", ticket_id: int = 0
+    ) -> tuple[int, ...]:
+        """Automatic answers sent (not held) to an address, or on a ticket, since
+        each moment of since (the oldest first): one query for all of them."""
+        where = (
+            AutoAnswerRow.ticket_id == ticket_id
+            if ticket_id
+            else AutoAnswerRow.address == address
         )
-        return int(self.session.execute(stmt).scalar_one())
+        stmt = select(
+            *(func.count().filter(AutoAnswerRow.at >= moment) for moment in since)
+        ).where(where, AutoAnswerRow.at >= since[0], AutoAnswerRow.is_held.is_(False))
+        return tuple(int(n) for n in self.session.execute(stmt).one())
 
     def record_answer(
         self,
@@ -212,7 +216,10 @@ class Tx:
             row.sender = mail.sender.address[:320]
 
     def staff(self) -> dict[str, str]:
-        return staff_roles(self.session)
+        """Staff added with the command line, address -> role (read once)."""
+        if self._staff is None:
+            self._staff = staff_roles(self.session)
+        return self._staff
 
     def ticket_by_number(
         self, number: str, *, for_update: bool = False
