@@ -113,12 +113,21 @@ def _part_text(part: Message) -> str:
 
 
 def _leaves(msg: Message) -> Iterator[Message]:
-    """Yield the parts that hold content; an attached message counts as one."""
-    stack = [msg]
+    """Yield the parts that hold content; an attached message counts as one.
+
+    So does the mail a delivery report returns (message/rfc822 in a
+    multipart/report, seldom marked as attached): its headers are what tells
+    which mail bounced, and its text is not the report's.
+    """
+    stack: list[tuple[Message, bool]] = [(msg, False)]
     while stack:
-        part = stack.pop()
-        if _is_container(part) and not _is_attached(part):
-            stack.extend(reversed(_children(part)))
+        part, is_returned = stack.pop()
+        if _is_container(part) and not (is_returned or _is_attached(part)):
+            is_report = part.get_content_type() == "multipart/report"
+            stack.extend(
+                (child, is_report and child.get_content_maintype() == "message")
+                for child in reversed(_children(part))
+            )
         else:
             yield part
 

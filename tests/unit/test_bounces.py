@@ -203,6 +203,37 @@ def test_the_postfix_fixture_parsed_from_bytes() -> None:
     assert facts.message_ids == ()  # it quotes an id of another shape
 
 
+def test_a_returned_mail_inside_the_report_keeps_its_headers() -> None:
+    """Postfix and Exim return the whole mail as message/rfc822, no disposition."""
+    raw = (
+        "From: MAILER-DAEMON@mx.example.com\r\nTo: helpdesk@example.com\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n"
+        "\r\n--B\r\nContent-Type: multipart/alternative; boundary=A\r\n\r\n"
+        "--A\r\nContent-Type: text/plain\r\n\r\nI could not deliver it.\r\n"
+        "--A\r\nContent-Type: text/html\r\n\r\n<p>I could not deliver it.</p>\r\n"
+        "--A--\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        "Final-Recipient: rfc822; gone@example.com\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+        "--B\r\nContent-Description: Undelivered Message\r\n"
+        "Content-Type: message/rfc822\r\n\r\n"
+        f"From: helpdesk@example.com\r\nTo: gone@example.com\r\n"
+        f"Message-ID: <{OURS}>\r\nSubject: [HD I261129_0001] Ticket\r\n\r\n"
+        "Votre ticket est enregistre.\r\n--B--\r\n"
+    ).encode()
+    mail = parse_mail(raw)
+    facts = read_bounce(mail, "example.com")
+    assert facts.message_ids == (OURS,)
+    assert (facts.recipient, facts.reason) == (
+        "gone@example.com",
+        "550 5.1.1 User unknown",
+    )
+    assert "I could not deliver it." in mail.text  # the report's own words
+    assert "Votre ticket" not in mail.text  # the returned mail is not the text
+
+
 # Copies of maild's own headers in inbound mail.
 
 
