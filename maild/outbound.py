@@ -223,14 +223,5 @@ class Outbound:
 def _thread(tx: Tx, ticket: TicketRow | None, in_reply_to: str) -> tuple[str, ...]:
     """References: the mail that opened the ticket, then the one answered, so every
     mail about a ticket lands in one conversation in the reader's client."""
-    opening = None
-    if ticket is not None:
-        opening = tx.session.execute(
-            select(EventRow.message_id)
-            .where(
-                EventRow.ticket_id == ticket.id,
-                EventRow.kind == EventKind.CREATED.value,
-            )
-            .limit(1)
-        ).scalar_one_or_none()
+    opening = tx.opening_message_id(ticket.id) if ticket is not None else None
     return tuple(dict.fromkeys(m for m in (opening, in_reply_to) if m))

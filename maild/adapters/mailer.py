@@ -8,6 +8,7 @@ failure into DeliveryDeferred (try again later) or DeliveryFailed (5xx: give up)
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import hashlib
 import logging
@@ -19,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email import policy
-from email.charset import BASE64, QP, Charset
+from email.charset import BASE64, Charset
 from email.encoders import encode_base64
 from email.header import Header
 from email.mime.base import MIMEBase
@@ -46,7 +47,6 @@ _FOLD_AT: Final = 78
 _POLICY: Final = policy.compat32.clone(linesep=_CRLF, max_line_length=998)
 _UTF8: Final = Charset("utf-8")
 _UTF8.header_encoding = BASE64
-_UTF8.body_encoding = QP
 # A longer word cannot be folded: it goes out encoded, in pieces.
 _WORD_MAX: Final = 900
 _RFC2231_PIECE: Final = 60
@@ -147,8 +147,11 @@ def build_message(
 
 def _text_part(subtype: str, text: str) -> MIMENonMultipart:
     part = MIMENonMultipart("text", subtype, policy=_POLICY, charset="utf-8")
-    part.set_payload(_clean_body(text), _UTF8)  # quoted-printable
     del part["MIME-Version"]  # belongs to the top level only
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    # binascii's encoder is C; the email package's is Python, 5 times slower
+    data = binascii.b2a_qp(_clean_body(text).encode(), istext=True)
+    part.set_payload(data.decode("ascii"))
     return part
 
 

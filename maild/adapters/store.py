@@ -33,7 +33,7 @@ from maild.adapters.models import (
     TicketRow,
     WatcherRow,
 )
-from maild.domain import Attachment, InboundMail, MailOrigin, OutboundMail
+from maild.domain import Attachment, EventKind, InboundMail, MailOrigin, OutboundMail
 from maild.errors import MaildError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Tx:
         self.session = session
         self.blobs = blobs
         self._staff: dict[str, str] | None = None  # read once per transaction
+        self._openings: dict[int, str | None] = {}
 
     def next_sequence(self, counter: str) -> int:
         """Take the next number of a counter; safe under concurrency."""
@@ -214,6 +215,19 @@ class Tx:
         if mail is not None:
             row.message_id = mail.message_id[:998]
             row.sender = mail.sender.address[:320]
+
+    def opening_message_id(self, ticket_id: int) -> str | None:
+        """The Message-ID of the mail that opened a ticket (read once)."""
+        if ticket_id not in self._openings:
+            self._openings[ticket_id] = self.session.execute(
+                select(EventRow.message_id)
+                .where(
+                    EventRow.ticket_id == ticket_id,
+                    EventRow.kind == EventKind.CREATED.value,
+                )
+                .limit(1)
+            ).scalar_one_or_none()
+        return self._openings[ticket_id]
 
     def staff(self) -> dict[str, str]:
         """Staff added with the command line, address -> role (read once)."""
