@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import smtplib
 import ssl
 import tempfile
@@ -113,11 +114,11 @@ def build_message(
     if sender is None or not message_id:
         raise ValueError("bad From address or Message-ID")
     body = [_text_part("plain", mail.text), _text_part("html", mail.html)]
-    msg = MIMEMultipart("alternative", _subparts=body, policy=_POLICY)
+    msg = MIMEMultipart("alternative", _boundary(), body, policy=_POLICY)
     if mail.attachments:
         del msg["MIME-Version"]  # belongs to the top level only
         parts = [msg, *map(_attachment_part, mail.attachments)]
-        msg = MIMEMultipart("mixed", _subparts=parts, policy=_POLICY)
+        msg = MIMEMultipart("mixed", _boundary(), parts, policy=_POLICY)
     headers: list[tuple[str, str]] = [
         ("From", _mailbox(clean_header(from_name), sender)),
         ("To", ", ".join(recipients)),
@@ -143,6 +144,12 @@ def build_message(
     for name, value in (*headers, *own):
         msg[name] = value
     return msg.as_bytes(policy=_POLICY)
+
+
+def _boundary() -> str:
+    """A boundary no part can contain: "=_" never occurs in quoted-printable
+    or base64, so the generator need not search the parts for it."""
+    return f"=_maild_{secrets.token_hex(12)}"
 
 
 def _text_part(subtype: str, text: str) -> MIMENonMultipart:

@@ -204,6 +204,18 @@ def test_odd_bodies_do_not_break_the_message() -> None:
     assert "x" * 2000 in text.get_content()
 
 
+def test_a_body_cannot_end_its_part() -> None:
+    data = build_message(make_mail(text="a\n--=_maild_0\n--=_maild_0--\nb\n"), FROM)
+    boundary = parse(data).get_boundary()
+    assert boundary is not None
+    assert data.count(f"--{boundary}".encode()) == 3  # two parts and the end
+    text = parse(data).get_body(("plain",))
+    assert text is not None
+    assert (
+        text.get_content().replace("\r\n", "\n") == "a\n--=_maild_0\n--=_maild_0--\nb\n"
+    )
+
+
 @pytest.mark.parametrize(
     "filename",
     [
