@@ -1,0 +1,101 @@
+"""`python -m bench.handle_cost`: CPU time of handling one mail, in process. I/O.
+
+The throughput phase runs the whole daemon against Dovecot and an SMTP sink
+on a 2-core machine, where a change worth 5 % drowns in the run-to-run
+noise. This measures the part a code change usually touches: the bench
+corpus (the same mails as the throughput phase) handed to `Service.handle`
+in this process, parsed in process too, on a fresh SQLite database per round,
+nothing sent. It prints CPU milliseconds per mail (process time, so waiting
+on fsync does not count) for handling as a whole and for parsing alone; the
+lowest round is the figure to compare, since noise only ever adds time.
+
+    .venv/bin/python -m bench.handle_cost [--mails 300] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import corpus
+from maild import daemon
+from maild.config import load_settings
+from maild.core.numbering import ticket_day
+from maild.core.parse import ParseLimits, parse_mail
+from maild.domain import InboundMail, MailDisposition, MailOrigin
+from tests.support.daemon import write_config
+
+_LIMITS = ParseLimits()
+
+
+class InProcessParser:
+    """parse_mail in this process: its CPU time is counted with the rest."""
+
+    def parse(
+        self,
+        raw: bytes,
+        envelope_sender: str | None = None,
+        envelope_recipients: tuple[str, ...] = (),
+    ) -> InboundMail:
+        return parse_mail(raw, envelope_sender, envelope_recipients, _LIMITS)
+
+
+def one_round(mails: list[bytes]) -> float:
+    """Handle every mail on a fresh database; return CPU ms per mail.
+
+    Raises RuntimeError unless every mail became a ticket or an event: a
+    round that quarantined its mails would measure the wrong path.
+    """
+    with tempfile.TemporaryDirectory(prefix="maild-handle-") as directory:
+        config, _ = write_config(Path(directory), sink_port=None)
+        parts = daemon.build(load_settings(config), parse_workers=1)
+        try:
+            parts.service.parser = InProcessParser()
+            started = time.process_time()
+            ends = [
+                parts.service.handle(raw, MailOrigin("bench", uidvalidity=1, uid=uid))
+                for uid, raw in enumerate(mails, start=1)
+            ]
+            spent = (time.process_time() - started) * 1000 / len(mails)
+        finally:
+            parts.close()
+    if ends != [MailDisposition.DONE] * len(mails):
+        raise RuntimeError(f"not every mail was handled: {Counter(ends)}")
+    return spent
+
+
+def parse_only(mails: list[bytes]) -> float:
+    started = time.process_time()
+    for raw in mails:
+        parse_mail(raw, None, (), _LIMITS)
+    return (time.process_time() - started) * 1000 / len(mails)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mails", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=20261129)
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)  # the service logs every mail at INFO
+    day = ticket_day(datetime.now(UTC), "Europe/Paris")
+    mails = [m.raw for m in corpus.generate(args.mails, seed=args.seed, day=day)]
+    handled = [one_round(mails) for _ in range(args.rounds)]
+    parsed = [parse_only(mails) for _ in range(args.rounds)]
+    print(f"{args.mails} mails of the bench corpus, {args.rounds} rounds, CPU ms/mail")
+    for name, values in (("handle (parse included)", handled), ("parse only", parsed)):
+        print(
+            f"  {name:26} min {min(values):6.2f}   "
+            f"median {statistics.median(values):6.2f}   max {max(values):6.2f}"
+        )
+    print(f"  {'handle beyond parse':26} min {min(handled) - min(parsed):6.2f}")
+
+
+if __name__ == "__main__":
+    main()
