@@ -40,18 +40,31 @@ def _rows(count: int, due: int, seed: int) -> list[dict[str, object]]:
         created = NOW - timedelta(minutes=rng.randint(0, 60))
         later = NOW + timedelta(hours=rng.randint(1, 500))
         is_due = n in due_ids
-        rows.append({
-            "number": f"I{n:06d}_{n % 10000:04d}", "token": f"{n:024x}",
-            "ticket_type": "incident", "status": "new", "subject": "Bench",
-            "description": "", "requester_name": "", "requester_address":
-            f"user{n % 5000}@example.com", "beneficiary_name": "",
-            "beneficiary_address": f"user{n % 5000}@example.com", "application": "",
-            "urgency": "medium", "phone": "", "owner": None, "created_at": created,
-            "callback_due_at": NOW - timedelta(minutes=1) if is_due else later,
-            "reminder_at": NOW - timedelta(minutes=5) if is_due else later,
-            "breach_at": NOW - timedelta(minutes=1) if is_due else later,
-            "reannounce_at": later, "pdr_retry_at": None, "auto_close_at": None,
-        })
+        rows.append(
+            {
+                "number": f"I{n:06d}_{n % 10000:04d}",
+                "token": f"{n:024x}",
+                "ticket_type": "incident",
+                "status": "new",
+                "subject": "Bench",
+                "description": "",
+                "requester_name": "",
+                "requester_address": f"user{n % 5000}@example.com",
+                "beneficiary_name": "",
+                "beneficiary_address": f"user{n % 5000}@example.com",
+                "application": "",
+                "urgency": "medium",
+                "phone": "",
+                "owner": None,
+                "created_at": created,
+                "callback_due_at": NOW - timedelta(minutes=1) if is_due else later,
+                "reminder_at": NOW - timedelta(minutes=5) if is_due else later,
+                "breach_at": NOW - timedelta(minutes=1) if is_due else later,
+                "reannounce_at": later,
+                "pdr_retry_at": None,
+                "auto_close_at": None,
+            }
+        )
     return rows
 
 
@@ -60,7 +73,7 @@ def _populate(parts: daemon.Parts, count: int, due: int) -> float:
     rows = _rows(count, due, seed=count)
     with parts.store.transaction() as tx:
         for first in range(0, len(rows), CHUNK):
-            tx.session.execute(insert(TicketRow), rows[first:first + CHUNK])
+            tx.session.execute(insert(TicketRow), rows[first : first + CHUNK])
     return time.perf_counter() - start
 
 
@@ -77,8 +90,9 @@ def _scan_seconds(parts: daemon.Parts, repeat: int = 20) -> float:
 def measure(count: int, due: int, database_url: str = "") -> dict[str, float]:
     """Build a database of count tickets and time the scan and one check."""
     with tempfile.TemporaryDirectory(prefix="maild-bench-") as tmp:
-        config, _ = write_config(Path(tmp), sink_port=None, language="en",
-                                 database_url=database_url)
+        config, _ = write_config(
+            Path(tmp), sink_port=None, language="en", database_url=database_url
+        )
         settings = load_settings(config)
         if database_url:
             from maild.adapters.database import upgrade
@@ -93,9 +107,14 @@ def measure(count: int, due: int, database_url: str = "") -> dict[str, float]:
             check = time.perf_counter() - start
         finally:
             parts.close()
-    return {"tickets": count, "due": due, "populate_s": round(populate, 2),
-            "scan_ms": round(scan * 1000, 3), "check_s": round(check, 3),
-            "fired": fired}
+    return {
+        "tickets": count,
+        "due": due,
+        "populate_s": round(populate, 2),
+        "scan_ms": round(scan * 1000, 3),
+        "check_s": round(check, 3),
+        "fired": fired,
+    }
 
 
 def main() -> None:
@@ -104,12 +123,16 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=300)
     parser.add_argument("--postgres-url", default="")
     args = parser.parse_args()
-    results = [measure(1_000, args.due, args.postgres_url),
-               measure(args.tickets, args.due, args.postgres_url)]
+    results = [
+        measure(1_000, args.due, args.postgres_url),
+        measure(args.tickets, args.due, args.postgres_url),
+    ]
     print(f"{'tickets':>10} {'due':>5} {'scan ms':>9} {'check s':>8} {'fired':>6}")
     for r in results:
-        print(f"{r['tickets']:>10} {r['due']:>5} {r['scan_ms']:>9} "
-              f"{r['check_s']:>8} {r['fired']:>6}")
+        print(
+            f"{r['tickets']:>10} {r['due']:>5} {r['scan_ms']:>9} "
+            f"{r['check_s']:>8} {r['fired']:>6}"
+        )
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "sla_scan.json").write_text(json.dumps(results, indent=2))
