@@ -29,7 +29,7 @@ STEPS = (
     ("    queue notifications", "maild/outbound.py", "queue"),
     ("      answer caps", "maild/outbound.py", "_within_caps"),
     ("      render templates", "maild/adapters/templates.py", "render"),
-    ("      build MIME message", "maild/adapters/mailer.py", "build_message"),
+    ("      build MIME message", "maild/adapters/message.py", "build_message"),
     ("    store attachments", "maild/adapters/store.py", "add_attachments"),
     ("    finish mail", "maild/adapters/store.py", "finish_mail"),
     ("blob writes (fsync each)", "maild/adapters/blobs.py", "put"),

@@ -20,7 +20,8 @@ from types import FrameType
 from maild.adapters.blobs import BlobStore
 from maild.adapters.database import is_sqlite, is_up_to_date, make_engine, upgrade
 from maild.adapters.imap_intake import ImapIntake
-from maild.adapters.mailer import EmlDirectory, SmtpRelay, build_message
+from maild.adapters.mailer import EmlDirectory, SmtpRelay
+from maild.adapters.message import build_message
 from maild.adapters.outbox import Mailer, OutboxSender
 from maild.adapters.parse_worker import ParserPool
 from maild.adapters.scheduler import SlaTicker

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from maild.adapters.mailer import valid_recipients
+from maild.adapters.message import valid_recipients
 from maild.adapters.models import EventRow, OutboxRow, TicketRow
 from maild.adapters.store import Tx
 from maild.config import Settings

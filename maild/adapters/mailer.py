@@ -1,91 +1,38 @@
-"""Deliver step: build the MIME mail, hand it to the relay or to .eml files. I/O.
+"""Deliver step: hand a built mail to the relay or to .eml files. I/O.
 
-`build_message` turns an OutboundMail into bytes; a `Mailer` delivers bytes.
-`SmtpRelay` keeps one connection to the relay and reuses it; `EmlDirectory`
-keeps each mail as a file when no relay is configured. Both translate every
-failure into DeliveryDeferred (try again later) or DeliveryFailed (5xx: give up).
+A `Mailer` delivers the bytes `message.build_message` made. `SmtpRelay`
+keeps one connection to the relay and reuses it; `EmlDirectory` keeps each
+mail as a file when no relay is configured. Both translate every failure into
+DeliveryDeferred (try again later) or DeliveryFailed (5xx: give up).
 """
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import hashlib
 import logging
 import os
 import re
-import secrets
 import smtplib
 import ssl
 import tempfile
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from email import policy
-from email.charset import BASE64, Charset
-from email.encoders import encode_base64
-from email.header import Header
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
-from email.utils import format_datetime, formataddr
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Protocol
-from urllib.parse import quote
 
+from maild.adapters.message import clean_header, valid_recipients
 from maild.config import SmtpSettings
-from maild.domain import Attachment, OutboundMail
 from maild.errors import DeliveryDeferred, DeliveryFailed
 
 log = logging.getLogger(__name__)
 
-# The compat32 classes: the header registry of the newer API parses and
-# refolds every header, which made building a notification 2.5 times slower.
-# Values are cleaned before they get here; non-ASCII text goes out as RFC 2047
-# encoded words, bodies as quoted-printable or base64, so any relay takes them.
-# Headers come folded from here; the generator only keeps lines under 998.
-_CRLF: Final = "\r\n"
-_FOLD_AT: Final = 78
-_POLICY: Final = policy.compat32.clone(linesep=_CRLF, max_line_length=998)
-_UTF8: Final = Charset("utf-8")
-_UTF8.header_encoding = BASE64
-# A longer word cannot be folded: it goes out encoded, in pieces.
-_WORD_MAX: Final = 900
-_RFC2231_PIECE: Final = 60
-# Every character str.splitlines() breaks on, and NUL: none may reach a header.
-_TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
-_BREAKS: Final = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00]")
-_LOCAL: Final = re.compile(
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-)
-_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
-_MSGID: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@\[\]-]{1,250}")
-_HEADER_NAME: Final = re.compile(r"[!-9;-~]{1,76}")
 _FILE_TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-# In an attachment name: path separators and their look-alikes, control
-# characters, and the bidi controls that show "exe.png" for "\u202egnp.exe".
-_FILE_UNSAFE: Final = re.compile(
-    "[/\\\\\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
-    "\u2044\u2215\u29f8\u29f9\ufe68\uff0f\uff3c]"
-)
-_FILE_MAX: Final = 200
-# Headers maild sets itself: an extra header may not add a second one.
-# fmt: off
-_RESERVED: Final = frozenset({
-    "from", "to", "cc", "bcc", "subject", "date", "message-id", "in-reply-to",
-    "references", "auto-submitted", "x-auto-response-suppress", "x-maild-loop",
-    "x-maild-ticket", "mime-version", "content-type", "content-transfer-encoding",
-    "sender", "return-path",
-})
-# fmt: on
 # Failures an admin must fix (password, TLS); the mail itself is not at fault.
 _SETUP_ERRORS: Final = (
     smtplib.SMTPAuthenticationError,
     smtplib.SMTPNotSupportedError,
     ssl.SSLError,
 )
-_MAX_ADDRESS: Final = 254
-_MAX_LOCAL: Final = 64
 
 
 class Mailer(Protocol):
@@ -96,166 +43,6 @@ class Mailer(Protocol):
     ) -> None: ...
 
     def close(self) -> None: ...
-
-
-def build_message(
-    mail: OutboundMail,
-    from_address: str,
-    from_name: str = "",
-    *,
-    date: datetime | None = None,
-) -> bytes:
-    """Build the multipart/alternative mail; ValueError if no recipient is valid."""
-    recipients = valid_recipients(mail.to)
-    if not recipients:
-        raise ValueError(f"no valid recipient for message {mail.message_id!r}")
-    sender = normalize_address(from_address)
-    message_id = _msg_id(mail.message_id)
-    if sender is None or not message_id:
-        raise ValueError("bad From address or Message-ID")
-    body = [_text_part("plain", mail.text), _text_part("html", mail.html)]
-    msg = MIMEMultipart("alternative", _boundary(), body, policy=_POLICY)
-    if mail.attachments:
-        del msg["MIME-Version"]  # belongs to the top level only
-        parts = [msg, *map(_attachment_part, mail.attachments)]
-        msg = MIMEMultipart("mixed", _boundary(), parts, policy=_POLICY)
-    headers: list[tuple[str, str]] = [
-        ("From", _mailbox(clean_header(from_name), sender)),
-        ("To", ", ".join(recipients)),
-        ("Subject", _text_header("Subject", clean_header(mail.subject))),
-        ("Date", format_datetime(date or datetime.now(UTC))),
-        ("Message-ID", f"<{message_id}>"),
-        *_thread_headers(mail),
-        ("Auto-Submitted", "auto-generated"),
-        ("X-Auto-Response-Suppress", "All"),
-        ("X-Maild-Loop", sender),
-    ]
-    if mail.ticket_number:
-        number = clean_header(mail.ticket_number)
-        headers.append(("X-Maild-Ticket", _text_header("X-Maild-Ticket", number)))
-    for name, value in mail.extra_headers:
-        if _HEADER_NAME.fullmatch(name) and name.lower() not in _RESERVED:
-            headers.append((name, _text_header(name, clean_header(value))))
-        else:
-            log.warning("msgid=%s extra header %r skipped", message_id, name)
-    own = list(msg.items())  # MIME-Version, Content-Type: after ours
-    for name in {name for name, _ in own}:
-        del msg[name]
-    for name, value in (*headers, *own):
-        msg[name] = value
-    return msg.as_bytes(policy=_POLICY)
-
-
-def _boundary() -> str:
-    """A boundary no part can contain: "=_" never occurs in quoted-printable
-    or base64, so the generator need not search the parts for it."""
-    return f"=_maild_{secrets.token_hex(12)}"
-
-
-def _text_part(subtype: str, text: str) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype, policy=_POLICY, charset="utf-8")
-    del part["MIME-Version"]  # belongs to the top level only
-    part["Content-Transfer-Encoding"] = "quoted-printable"
-    # binascii's encoder is C; the email package's is Python, 5 times slower
-    data = binascii.b2a_qp(_clean_body(text).encode(), istext=True)
-    part.set_payload(data.decode("ascii"))
-    return part
-
-
-def _attachment_part(attachment: Attachment) -> MIMEBase:
-    """Attach bytes under a cleaned-up name (the name is never a path here)."""
-    maintype, _, subtype = attachment.content_type.partition("/")
-    if not _TOKEN.fullmatch(maintype) or not _TOKEN.fullmatch(subtype):
-        maintype, subtype = "application", "octet-stream"
-    part = MIMEBase(maintype, subtype, policy=_POLICY)
-    del part["MIME-Version"]
-    part.set_payload(attachment.data)
-    encode_base64(part)
-    part["Content-Disposition"] = _disposition(safe_filename(attachment.filename))
-    return part
-
-
-def _disposition(filename: str) -> str:
-    """Content-Disposition for filename: quoted if ASCII, else RFC 2231 in pieces."""
-    if filename.isascii():
-        escaped = filename.replace("\\", "\\\\").replace('"', '\\"')
-        return f'attachment;\r\n filename="{escaped}"'
-    pieces = [""]
-    for char in filename:  # a character's escapes stay in one piece
-        encoded = quote(char, safe="")
-        if len(pieces[-1]) + len(encoded) > _RFC2231_PIECE:
-            pieces.append("")
-        pieces[-1] += encoded
-    pieces[0] = "utf-8''" + pieces[0]
-    params = [f"filename*{i}*={piece}" for i, piece in enumerate(pieces)]
-    return "attachment;\r\n " + ";\r\n ".join(params)
-
-
-def _mailbox(name: str, address: str) -> str:
-    """From: "name <address>", the name quoted or encoded as it needs."""
-    if not name:
-        return address
-    if name.isascii() and len(name) <= _WORD_MAX:
-        return _folded("From", formataddr((name, address)))
-    mailbox = Header(name, _UTF8, header_name="From")
-    mailbox.append(f"<{address}>", "us-ascii")
-    return mailbox.encode(_CRLF, maxlinelen=_FOLD_AT)
-
-
-def _text_header(name: str, value: str) -> str:
-    """An unstructured header: as is when ASCII in short words, else encoded."""
-    if value.isascii() and all(len(word) <= _WORD_MAX for word in value.split()):
-        return _folded(name, value)
-    return Header(value, _UTF8, header_name=name).encode(_CRLF, maxlinelen=_FOLD_AT)
-
-
-def _folded(name: str, value: str) -> str:
-    """Fold ASCII text at spaces, to lines of about 78 characters."""
-    return Header(value, header_name=name).encode(_CRLF, maxlinelen=_FOLD_AT)
-
-
-def safe_filename(name: str) -> str:
-    """Write an attachment name for a mail: one line, no path, no bidi tricks."""
-    clean = _FILE_UNSAFE.sub("_", clean_header(name))[:_FILE_MAX].strip()
-    return clean if clean.strip(". _") else "attachment"
-
-
-def clean_header(value: str) -> str:
-    """Replace line breaks and NUL by spaces, and unencodable characters by '?'."""
-    text = value.encode("utf-8", "replace").decode("utf-8")
-    # A literal "=?...?=" from a mail would be decoded again as an encoded word
-    # when the header is folded; a word joiner keeps it plain text.
-    text = text.replace("=?", "=\u2060?")
-    return _BREAKS.sub(" ", text).strip()
-
-
-def normalize_address(value: str) -> str | None:
-    """Return value as a plain ASCII addr-spec, or None when it is not one."""
-    local, at, domain = value.strip().rpartition("@")
-    if not at or len(local) > _MAX_LOCAL or not _LOCAL.fullmatch(local):
-        return None
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    address = f"{local}@{domain}"
-    if len(address) > _MAX_ADDRESS or not _DOMAIN.fullmatch(domain):
-        return None
-    return address
-
-
-def valid_recipients(addresses: Iterable[str]) -> tuple[str, ...]:
-    """Keep the valid addresses, once each (case ignored), in order."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for raw in addresses:
-        address = normalize_address(raw)
-        if address is None:
-            log.warning("recipient %r is not a valid address; skipped", raw)
-        elif address.lower() not in seen:
-            seen.add(address.lower())
-            kept.append(address)
-    return tuple(kept)
 
 
 def eml_name(message_id: str) -> str:
@@ -387,28 +174,6 @@ class EmlDirectory:
 def make_mailer(smtp: SmtpSettings | None, eml_dir: Path) -> Mailer:
     """Pick the relay when one is configured, else the .eml folder."""
     return SmtpRelay(smtp) if smtp is not None else EmlDirectory(eml_dir)
-
-
-def _thread_headers(mail: OutboundMail) -> list[tuple[str, str]]:
-    """In-Reply-To and References, folded by us: never encoded (RFC 5322 3.6.4)."""
-    headers = []
-    parent = _msg_id(mail.in_reply_to)
-    if parent:
-        headers.append(("In-Reply-To", f"<{parent}>"))
-    refs = [f"<{ref}>" for ref in map(_msg_id, mail.references) if ref]
-    if refs:
-        headers.append(("References", "\r\n ".join(refs)))
-    return headers
-
-
-def _msg_id(value: str) -> str:
-    """Return the msg-id without brackets, or "" when it is not safe to repeat."""
-    token = value.strip().removeprefix("<").removesuffix(">")
-    return token if _MSGID.fullmatch(token) else ""
-
-
-def _clean_body(value: str) -> str:
-    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from maild import daemon
 from maild.adapters.blobs import BlobStore
 from maild.adapters.database import make_engine, upgrade
-from maild.adapters.mailer import build_message
+from maild.adapters.message import build_message
 from maild.adapters.models import MailRow, TicketRow
 from maild.adapters.store import MailAlreadyFinished, MailRecord, MailState, Store
 from maild.config import load_settings

@@ -14,13 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from maild.adapters.mailer import (
-    EmlDirectory,
-    Mailer,
-    SmtpRelay,
+from maild.adapters.mailer import EmlDirectory, Mailer, SmtpRelay, eml_name, make_mailer
+from maild.adapters.message import (
     build_message,
-    eml_name,
-    make_mailer,
     normalize_address,
     safe_filename,
     valid_recipients,
