@@ -2,7 +2,9 @@
 replay. I/O.
 
 Output meant for machines is JSON on stdout with `--json`; errors are one
-line on stderr and a non-zero exit status.
+line on stderr and a non-zero exit status. The commands that only read or
+change the database do not import the daemon's modules (IMAP, SMTP, parsing,
+templates): a supervisor's `tickets list` starts faster.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import json
 import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from maild import daemon
 from maild.adapters import report
 from maild.adapters.database import upgrade
 from maild.adapters.staff import ROLES, add_staff, list_staff, remove_staff
+from maild.adapters.store import open_store
 from maild.config import Settings, config_path, load_settings
 from maild.domain import MailOrigin, TicketState
 from maild.errors import ConfigError, MaildError
@@ -109,17 +112,17 @@ def _staff_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"maild: {args.address!r} is not a mail address", file=sys.stderr)
         return 1
     add_staff(
-        daemon.open_store(settings, migrate=True),
+        open_store(settings, migrate=True),
         args.address,
         args.role,
-        daemon.system_clock(),
+        datetime.now(UTC),
     )
     print(f"{args.address.lower()} is now a {args.role}")
     return 0
 
 
 def _staff_remove(settings: Settings, args: argparse.Namespace) -> int:
-    if not remove_staff(daemon.open_store(settings, migrate=True), args.address):
+    if not remove_staff(open_store(settings, migrate=True), args.address):
         print(
             f"maild: {args.address} was not added with the CLI"
             " (staff from the configuration are removed there)",
@@ -131,7 +134,7 @@ def _staff_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _staff_list(settings: Settings, args: argparse.Namespace) -> int:
-    members = list_staff(daemon.open_store(settings, migrate=True), settings)
+    members = list_staff(open_store(settings, migrate=True), settings)
     rows = [{"address": m.address, "role": m.role, "source": m.source} for m in members]
     if args.json:
         _print_json(rows)
@@ -164,6 +167,8 @@ def _quarantine_parser(commands: Any) -> None:
 
 
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
+    from maild import daemon  # the daemon's modules: only for commands that handle mail
+
     return daemon.run(settings)
 
 
@@ -192,7 +197,7 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _tickets_list(settings: Settings, args: argparse.Namespace) -> int:
-    store = daemon.open_store(settings, migrate=True)
+    store = open_store(settings, migrate=True)
     status = TicketState(args.status) if args.status else None
     rows = report.list_tickets(store, status)
     if args.json:
@@ -203,7 +208,7 @@ def _tickets_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tickets_show(settings: Settings, args: argparse.Namespace) -> int:
-    store = daemon.open_store(settings, migrate=True)
+    store = open_store(settings, migrate=True)
     ticket = report.show_ticket(store, args.number)
     if ticket is None:
         print(f"maild: no ticket {args.number}", file=sys.stderr)
@@ -232,12 +237,12 @@ def _tickets_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _stats(settings: Settings, _args: argparse.Namespace) -> int:
-    _print_json(report.stats(daemon.open_store(settings, migrate=True)))
+    _print_json(report.stats(open_store(settings, migrate=True)))
     return 0
 
 
 def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
-    rows = report.quarantine_list(daemon.open_store(settings, migrate=True))
+    rows = report.quarantine_list(open_store(settings, migrate=True))
     if args.json:
         _print_json(rows)
     else:
@@ -246,6 +251,8 @@ def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _quarantine_retry(settings: Settings, args: argparse.Namespace) -> int:
+    from maild import daemon
+
     parts = daemon.build(settings, parse_workers=1)
     try:
         try:
@@ -268,6 +275,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"maild: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
+    from maild import daemon
+
     parts = daemon.build(settings, parse_workers=1)
     try:
         recipients = tuple(a.lower() for a in args.to) or (

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
-from maild.adapters.blobs import BlobStore
-from maild.adapters.database import is_sqlite, is_up_to_date, make_engine, upgrade
 from maild.adapters.imap_intake import ImapIntake
 from maild.adapters.mailer import EmlDirectory, SmtpRelay
 from maild.adapters.message import build_message
@@ -26,7 +24,7 @@ from maild.adapters.outbox import Mailer, OutboxSender
 from maild.adapters.parse_worker import ParserPool
 from maild.adapters.scheduler import SlaTicker
 from maild.adapters.smtp_intake import SmtpIntake
-from maild.adapters.store import Store
+from maild.adapters.store import Store, open_store
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
 from maild.config import Settings
 from maild.core.parse import ParseLimits
@@ -58,15 +56,6 @@ class Parts:
     def close(self) -> None:
         self.parser.close()
         self.store.engine.dispose()
-
-
-def open_store(settings: Settings, *, migrate: bool) -> Store:
-    """Connect to the database (migrating SQLite when asked) and the blobs."""
-    engine = make_engine(settings.database_url)
-    if migrate and is_sqlite(settings.database_url) and not is_up_to_date(engine):
-        settings.storage_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.database_url)
-    return Store(engine, BlobStore(settings.storage_dir / "blobs"))
 
 
 def build(

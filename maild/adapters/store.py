@@ -21,7 +21,14 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maild.adapters.blobs import BlobStore
-from maild.adapters.database import RELAXED_OPTION, WRITE_OPTION
+from maild.adapters.database import (
+    RELAXED_OPTION,
+    WRITE_OPTION,
+    is_sqlite,
+    is_up_to_date,
+    make_engine,
+    upgrade,
+)
 from maild.adapters.models import (
     AttachmentRow,
     AutoAnswerRow,
@@ -33,6 +40,7 @@ from maild.adapters.models import (
     TicketRow,
     WatcherRow,
 )
+from maild.config import Settings
 from maild.domain import Attachment, EventKind, InboundMail, MailOrigin, OutboundMail
 from maild.errors import MaildError, StoreUnavailable
 
@@ -464,3 +472,12 @@ def events_of(session: Session, ticket_id: int) -> list[EventRow]:
 def staff_roles(session: Session) -> dict[str, str]:
     """Technicians and supervisors added with the CLI, by address."""
     return {r.address: r.role for r in session.execute(select(StaffRow)).scalars()}
+
+
+def open_store(settings: Settings, *, migrate: bool) -> Store:
+    """Connect to the database (migrating SQLite when asked) and the blobs."""
+    engine = make_engine(settings.database_url)
+    if migrate and is_sqlite(settings.database_url) and not is_up_to_date(engine):
+        settings.storage_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.database_url)
+    return Store(engine, BlobStore(settings.storage_dir / "blobs"))
