@@ -105,7 +105,7 @@ class Outbound:
         data = self.build_message(outbound, self.settings.from_address)
         tx.enqueue(outbound, data, ticket.id if ticket is not None else None, now)
         if ticket is not None:
-            tx.add_event(
+            tx.add_unflushed(
                 EventRow(
                     ticket_id=ticket.id,
                     kind=EventKind.NOTIFIED.value,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -117,6 +117,10 @@ class Tx:
     def add_event(self, event: EventRow) -> EventRow:
         self.add(event)
         return event
+
+    def add_unflushed(self, row: object) -> None:
+        """Add a row whose id nothing needs now: written with the next flush."""
+        self.session.add(row)
 
     def add_attachments(
         self, ticket_id: int, event_id: int | None, attachments: Sequence[Attachment]
@@ -405,38 +409,49 @@ def _record(row: MailRow, *, is_new: bool) -> MailRecord:
 def _find_mail(
     session: Session, origin: MailOrigin, content_hash: str
 ) -> MailRow | None:
+    """The record of this mail: by its place in the mailbox, else by its bytes.
+
+    One query for both: the rows at this (source, UIDVALIDITY, UID) or with
+    these bytes, the oldest first.
+    """
+    by_bytes = MailRow.content_hash == content_hash
+    where = by_bytes
     if origin.uid is not None:
-        row = session.execute(
-            select(MailRow).where(
+        where = or_(
+            and_(
                 MailRow.source == origin.source,
                 MailRow.uidvalidity == origin.uidvalidity,
                 MailRow.uid == origin.uid,
-            )
-        ).scalar_one_or_none()
-        if row is not None:
+            ),
+            by_bytes,
+        )
+    rows = list(
+        session.execute(select(MailRow).where(where).order_by(MailRow.id)).scalars()
+    )
+    for row in rows:
+        if origin.uid is not None and (row.source, row.uidvalidity, row.uid) == (
+            origin.source,
+            origin.uidvalidity,
+            origin.uid,
+        ):
             return row
     # The same bytes again (an MTA retry after a lost 250, a copy under a new
     # UID, the mailbox renumbered): the first record stands for it.
-    row = session.execute(
-        select(MailRow)
-        .where(MailRow.content_hash == content_hash)
-        .order_by(MailRow.id)
-        .limit(1)
-    ).scalar_one_or_none()
+    first = next((r for r in rows if r.content_hash == content_hash), None)
     if (
-        row is not None
+        first is not None
         and origin.uid is not None
-        and row.source == origin.source
-        and row.uidvalidity != origin.uidvalidity
+        and first.source == origin.source
+        and first.uidvalidity != origin.uidvalidity
     ):
         log.warning(
             "mail %s seen again under UIDVALIDITY %s (was %s/%s): known by its hash",
-            row.id,
+            first.id,
             origin.uidvalidity,
-            row.uidvalidity,
-            row.uid,
+            first.uidvalidity,
+            first.uid,
         )
-    return row
+    return first
 
 
 def watchers_of(session: Session, ticket_id: int) -> list[WatcherRow]:
