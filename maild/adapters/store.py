@@ -116,6 +116,8 @@ class Tx:
 
     def add_event(self, event: EventRow) -> EventRow:
         self.add(event)
+        if event.kind == EventKind.CREATED.value:  # the opening mail: known now
+            self._openings[event.ticket_id] = event.message_id
         return event
 
     def add_unflushed(self, row: object) -> None:

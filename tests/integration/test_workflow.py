@@ -136,7 +136,8 @@ def test_full_life_of_a_ticket(desk: Desk) -> None:
     # Every mail about the ticket threads to the mail that opened it.
     opening = confirmation.message["In-Reply-To"]
     assert opening
-    assert opening in claimed.message["References"]
+    for threaded in (confirmation, announcement, claimed):
+        assert opening in threaded.message["References"]
     ticket = desk.ticket(number)
     assert (ticket["status"], ticket["owner"]) == ("in_progress", ALICE)
     assert ticket["first_call_at"] is not None
