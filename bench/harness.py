@@ -27,18 +27,8 @@ from sqlalchemy import create_engine, func, select, text
 
 from maild.adapters.models import MailRow
 from tests.support.daemon import ROOT, run_maild, write_config
-from tests.support.dovecot import HELPDESK, DovecotServer
+from tests.support.dovecot import DovecotServer
 from tests.support.smtp_sink import ReceivedMail, SmtpSink, _Handler
-
-IMAP = """
-[imap]
-host = "127.0.0.1"
-port = {port}
-tls = false
-username = "{user}"
-password = "{password}"
-poll_seconds = 60
-"""
 
 
 @dataclass
@@ -76,7 +66,7 @@ class TimedSink(SmtpSink):
 
 def imap_extra(server: DovecotServer) -> str:
     """The [imap] section that points maild at server's helpdesk mailbox."""
-    return IMAP.format(port=server.port, user=HELPDESK, password=server.users[HELPDESK])
+    return server.config_section()
 
 
 @dataclass

@@ -46,15 +46,7 @@ pytestmark = pytest.mark.integration
 HOSTILE = ROOT / "tests" / "fixtures" / "mail" / "hostile"
 BUDGET = 30.0  # seconds from sending a bomb to its sender's notice
 MIB = 1024**2
-CONFIG = """
-[imap]
-host = "127.0.0.1"
-port = {port}
-tls = false
-username = "{user}"
-password = "{password}"
-poll_seconds = 60
-
+LIMITS = """
 [limits]
 parse_seconds = 1
 """
@@ -216,9 +208,7 @@ def desk(
     sink = SmtpSink()
     sink.start()
     directory = tmp_path_factory.mktemp("hostile")
-    extra = CONFIG.format(
-        port=dovecot.port, user=HELPDESK, password=dovecot.users[HELPDESK]
-    )
+    extra = dovecot.config_section() + LIMITS
     config, port = write_config(directory, sink_port=sink.port, extra=extra)
     before = snapshot(*WATCHED)
     log = directory / "maild.log"

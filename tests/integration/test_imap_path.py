@@ -20,16 +20,6 @@ from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
 
-IMAP = """
-[imap]
-host = "127.0.0.1"
-port = {port}
-tls = false
-username = "{user}"
-password = "{password}"
-poll_seconds = {poll}
-"""
-
 
 def new_mail(subject: str, sender: str = "marie@example.com", **headers: str) -> bytes:
     msg = EmailMessage()
@@ -50,9 +40,7 @@ def start(
     database_url: str = "",
     poll: int = 60,
 ) -> Daemon:
-    extra = IMAP.format(
-        port=server.port, user=HELPDESK, password=server.users[HELPDESK], poll=poll
-    )
+    extra = server.config_section(poll_seconds=poll)
     return start_daemon(tmp_path, sink.port, extra=extra, database_url=database_url)
 
 

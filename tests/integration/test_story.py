@@ -31,15 +31,6 @@ INTERNAL_TEXTS = (
     "supervisor aside",
 )
 
-IMAP = """
-[imap]
-host = "127.0.0.1"
-port = {port}
-tls = false
-username = "{user}"
-password = "{password}"
-"""
-
 
 def build(
     sender: str,
@@ -71,9 +62,7 @@ def text_of(m: ReceivedMail) -> str:
 def daemon(
     tmp_path: Path, smtp_sink: SmtpSink, clean_mailbox: DovecotServer
 ) -> Iterator[Daemon]:
-    extra = IMAP.format(
-        port=clean_mailbox.port, user=HELPDESK, password=clean_mailbox.users[HELPDESK]
-    )
+    extra = clean_mailbox.config_section()
     handle = start_daemon(tmp_path, smtp_sink.port, extra=extra)
     try:
         yield handle

@@ -32,18 +32,10 @@ from sqlalchemy.orm import Session
 from maild.adapters.database import make_engine
 from maild.adapters.models import MailRow, OutboxRow, TicketRow
 from tests.support.daemon import Daemon, start_daemon
-from tests.support.dovecot import HELPDESK, DovecotServer
+from tests.support.dovecot import DovecotServer
 from tests.support.smtp_sink import ReceivedMail, free_port
 
-IMAP = """
-[imap]
-host = "127.0.0.1"
-port = {port}
-tls = false
-username = "{user}"
-password = "{password}"
-poll_seconds = 60
-
+LIMITS = """
 [limits]
 handling_attempts = {attempts}
 """
@@ -68,12 +60,7 @@ def start_on_mailbox(
     attempts: int = 3,
 ) -> Daemon:
     """Run the daemon on the helpdesk mailbox of server."""
-    extra = IMAP.format(
-        port=server.port,
-        user=HELPDESK,
-        password=server.users[HELPDESK],
-        attempts=attempts,
-    )
+    extra = server.config_section() + LIMITS.format(attempts=attempts)
     return start_daemon(tmp_path, sink_port, extra=extra, database_url=database_url)
 
 

@@ -58,6 +58,14 @@ class DovecotServer:
         client.login(user, self.users[user])
         return client
 
+    def config_section(self, user: str = HELPDESK, poll_seconds: int = 60) -> str:
+        """The [imap] section of a maild configuration for this server."""
+        return (
+            f'\n[imap]\nhost = "{self.host}"\nport = {self.port}\ntls = false\n'
+            f'username = "{user}"\npassword = "{self.users[user]}"\n'
+            f"poll_seconds = {poll_seconds}\n"
+        )
+
     def settings(self, user: str = HELPDESK, **overrides: object) -> ImapSettings:
         """Return ImapSettings that point maild at this server."""
         values: dict[str, object] = {
