@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from maild.adapters.models import EventRow, TicketRow
+from maild.adapters.models import TicketRow
 from maild.adapters.outbox import FailedDelivery
 from maild.adapters.store import Tx
 from maild.config import Settings
 from maild.core import notify
 from maild.domain import Audience, EventKind
-from maild.outbound import MAILD, Outbound
-from maild.ticket_rows import view_of
+from maild.outbound import Outbound
+from maild.ticket_rows import add_maild_event, view_of
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,8 @@ class DeliveryDesk:
             else None
         )
         if ticket is not None:
-            tx.add_event(
-                EventRow(
-                    ticket_id=ticket.id,
-                    kind=EventKind.BOUNCE.value,
-                    actor=MAILD,
-                    at=now,
-                    text=f"delivery failed: {failed.error}",
-                    message_id=failed.message_id,
-                    is_internal=True,
-                )
-            )
+            text = f"delivery failed: {failed.error}"
+            add_maild_event(tx, ticket, EventKind.BOUNCE, now, text, failed.message_id)
         outcome = notify.DeliveryFailedOutcome(
             ticket=view_of(tx, ticket) if ticket is not None else None,
             recipients=failed.recipients,

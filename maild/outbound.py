@@ -18,16 +18,15 @@ from typing import Protocol
 from sqlalchemy import select
 
 from maild.adapters.message import valid_recipients
-from maild.adapters.models import EventRow, OutboxRow, TicketRow
+from maild.adapters.models import OutboxRow, TicketRow
 from maild.adapters.store import Tx
 from maild.config import Settings
 from maild.core import notify
 from maild.core.bounces import BounceFacts
 from maild.domain import EventKind, Notification, OutboundMail
+from maild.ticket_rows import add_maild_event
 
 log = logging.getLogger(__name__)
-
-MAILD = "maild"  # the actor of what the daemon does by itself
 
 
 class Rendered(Protocol):
@@ -105,17 +104,8 @@ class Outbound:
         data = self.build_message(outbound, self.settings.from_address)
         tx.enqueue(outbound, data, ticket.id if ticket is not None else None, now)
         if ticket is not None:
-            tx.add_unflushed(
-                EventRow(
-                    ticket_id=ticket.id,
-                    kind=EventKind.NOTIFIED.value,
-                    actor=MAILD,
-                    at=now,
-                    text=f"{notification.template} to {', '.join(to)}",
-                    message_id=message_id,
-                    is_internal=True,
-                )
-            )
+            text = f"{notification.template} to {', '.join(to)}"
+            add_maild_event(tx, ticket, EventKind.NOTIFIED, now, text, message_id)
 
     def staff_addresses(self, tx: Tx) -> frozenset[str]:
         """Staff from the configuration and those added with the CLI."""

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from maild.adapters.models import CounterRow, EventRow, TicketRow
+from maild.adapters.models import CounterRow, TicketRow
 from maild.adapters.store import Store, Tx
 from maild.config import Settings
 from maild.core import notify
@@ -28,8 +28,14 @@ from maild.core.timers import (
     timers_after_firing,
 )
 from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView
-from maild.outbound import MAILD, Outbound
-from maild.ticket_rows import set_timers, ticket_view, timers_of, view_of
+from maild.outbound import Outbound
+from maild.ticket_rows import (
+    add_maild_event,
+    set_timers,
+    ticket_view,
+    timers_of,
+    view_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,17 +135,7 @@ class SlaDesk:
                 timer, timers_of(row), now, self.settings.sla, self.calendar
             ),
         )
-        tx.add_event(
-            EventRow(
-                ticket_id=row.id,
-                kind=_EVENTS[timer].value,
-                actor=MAILD,
-                at=now,
-                text=timer.value,
-                message_id=None,
-                is_internal=True,
-            )
-        )
+        add_maild_event(tx, row, _EVENTS[timer], now, timer.value)
         self.outbound.queue_all(
             tx,
             notify.TimerFired(

@@ -92,6 +92,33 @@ def set_timers(row: TicketRow, timers: Timers) -> None:
     row.pdr_retry_at, row.auto_close_at = timers.pdr_retry_at, timers.auto_close_at
 
 
+MAILD = "maild"  # the actor of what the daemon does by itself
+
+
+def add_maild_event(
+    tx: Tx,
+    ticket: TicketRow,
+    kind: EventKind,
+    now: datetime,
+    text: str,
+    message_id: str | None = None,
+) -> None:
+    """Record an internal event of maild's own doing (a notification sent or
+    failed, a timer fired); its id is not needed, so it waits for the next flush.
+    """
+    tx.add_unflushed(
+        EventRow(
+            ticket_id=ticket.id,
+            kind=kind.value,
+            actor=MAILD,
+            at=now,
+            text=text,
+            message_id=message_id,
+            is_internal=True,
+        )
+    )
+
+
 def add_mail_event(
     tx: Tx,
     ticket: TicketRow,
