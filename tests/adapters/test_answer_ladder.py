@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from maild.adapters.report import show_ticket
 from maild.config import load_settings
 from maild.domain import MailOrigin
 from tests.support.daemon import write_config
+from tests.support.factories import FakeClock
 
 PARIS = ZoneInfo("Europe/Paris")
 MON = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)
@@ -38,14 +38,6 @@ auto_answers_per_day = 100
 ticket_answers_per_10_minutes = 3
 ticket_answers_per_hour = 5
 """
-
-
-@dataclass
-class FakeClock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Desk:

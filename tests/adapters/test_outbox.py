@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,19 +24,12 @@ from maild.adapters.store import Store, Tx
 from maild.config import load_settings
 from maild.domain import MailOrigin
 from tests.support.daemon import write_config
+from tests.support.factories import FakeClock
 from tests.support.smtp_sink import SmtpSink
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 MARIE = "marie@example.com"
 CHEF = "chef@example.com"
-
-
-@dataclass
-class FakeClock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Desk:

@@ -24,6 +24,7 @@ from maild.core.parse import ParseLimits
 from maild.domain import Audience, MailDisposition, MailOrigin, Notification
 from maild.errors import MailRejected, ParseTimeout, UnparseableMail
 from tests.support.daemon import write_config
+from tests.support.factories import FakeClock
 from tests.unit.test_hostile_parse import header_lines, many_parts, nested
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
@@ -148,19 +149,11 @@ def test_a_memory_bomb_hits_the_workers_own_cap() -> None:
 # --- the service: quarantine, and the sender told once ----------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemon.Parts]:
     directory = tmp_path_factory.mktemp("limits")
     config, _ = write_config(directory, sink_port=None, extra=LIMITS)
-    built = daemon.build(load_settings(config), Clock(), parse_workers=1)
+    built = daemon.build(load_settings(config), FakeClock(NOW), parse_workers=1)
     yield built
     built.close()
 

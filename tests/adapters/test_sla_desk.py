@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,19 +19,12 @@ from maild.adapters.scheduler import SlaTicker
 from maild.config import load_settings
 from maild.domain import MailOrigin
 from tests.support.daemon import write_config
+from tests.support.factories import FakeClock
 
 PARIS = ZoneInfo("Europe/Paris")
 MON = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)  # a Monday
 SUPERVISOR = "chef@example.com"
 POOL = "techniciens@example.com"
-
-
-@dataclass
-class FakeClock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Desk:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from maild.core.classify import HelpdeskPolicy
 from maild.domain import (
     AutoSignals,
     InboundMail,
@@ -15,6 +16,27 @@ from maild.domain import (
     TicketView,
     Urgency,
 )
+
+# The tests' installation, as classification sees it.
+POLICY = HelpdeskPolicy(
+    tag="HD",
+    accepted_domains=("example.com",),
+    incident_address="helpdesk@example.com",
+    request_address="demandes@example.com",
+    own_message_id_domain="example.com",
+    own_address="helpdesk@example.com",
+)
+
+
+@dataclass
+class FakeClock:
+    """The injected clock of the tests: set .now to move time."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
 
 _BASE = InboundMail(
     message_id="m1@client.example.com",

@@ -8,23 +8,16 @@ from pathlib import Path
 import pytest
 
 from maild.core.autoreply import autoreply_sign, fold
-from maild.core.classify import HelpdeskPolicy, Ignored, classify
+from maild.core.classify import Ignored, classify
 from maild.core.parse import parse_mail
 from maild.domain import IgnoreReason
 from maild.errors import MaildError
 from tests.support.corpus import corpus_files
+from tests.support.factories import POLICY
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "autoreply"
 ALL = sorted(SAMPLES.glob("*.eml"))
 OURS = "5f2c0e9a7b1d4c3e8a6f0b21.4e7a9c1d2b3f@example.com"
-POLICY = HelpdeskPolicy(
-    tag="HD",
-    accepted_domains=("example.com",),
-    incident_address="helpdesk@example.com",
-    request_address="demandes@example.com",
-    own_message_id_domain="example.com",
-    own_address="helpdesk@example.com",
-)
 TEXT_SIGNS = {
     "auto-reply subject",
     "out-of-office subject and text",

@@ -9,7 +9,6 @@ import pytest
 
 from maild.core.bounces import BounceFacts, is_own_message_id, read_bounce
 from maild.core.classify import (
-    HelpdeskPolicy,
     Ignored,
     NewTicket,
     Outsider,
@@ -18,18 +17,10 @@ from maild.core.classify import (
 )
 from maild.core.parse import parse_mail
 from maild.domain import Attachment, AutoSignals, IgnoreReason, InboundMail, Person
-from tests.support.factories import make_mail
+from tests.support.factories import POLICY, make_mail
 
 OURS = "0123456789abcdef01234567.0123456789ab@example.com"
 OTHER = "fedcba9876543210fedcba98.ba9876543210@example.com"
-POLICY = HelpdeskPolicy(
-    tag="HD",
-    accepted_domains=("example.com",),
-    incident_address="helpdesk@example.com",
-    request_address="demandes@example.com",
-    own_message_id_domain="example.com",
-    own_address="helpdesk@example.com",
-)
 STATUS = (
     "Reporting-MTA: dns; mx.example.com\r\n\r\n"
     "Final-Recipient: rfc822; <Marie@Example.com>\r\n"

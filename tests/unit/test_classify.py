@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -18,16 +18,10 @@ from maild.core.classify import (
 )
 from maild.core.commands import SubjectCommand
 from maild.domain import AutoSignals, IgnoreReason, Person, TicketType
+from tests.support.factories import POLICY as HELPDESK
 from tests.support.factories import make_mail
 
-POLICY = HelpdeskPolicy(
-    tag="HD",
-    accepted_domains=("example.com", "*.corp.example.org"),
-    incident_address="helpdesk@example.com",
-    request_address="demandes@example.com",
-    own_message_id_domain="example.com",
-    own_address="helpdesk@example.com",
-)
+POLICY = replace(HELPDESK, accepted_domains=("example.com", "*.corp.example.org"))
 
 
 @dataclass

@@ -21,23 +21,17 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from maild.core.classify import HelpdeskPolicy, classify
+from maild.core.classify import classify
 from maild.core.limits import ParseLimits
 from maild.core.parse import head_of, parse_mail
 from maild.errors import MailRejected
+from tests.support.factories import POLICY
 
 LIMITS = ParseLimits(
     max_attachment_bytes=200_000,
     max_parts=60,
     max_mime_depth=8,
     max_header_bytes=20_000,
-)
-POLICY = HelpdeskPolicy(
-    tag="HD",
-    accepted_domains=("example.com",),
-    incident_address="helpdesk@example.com",
-    request_address="demandes@example.com",
-    own_message_id_domain="example.com",
 )
 BUDGET_SECONDS = 2.0
 BREAKS = re.compile(r"[\r\n\v\f\x85\u2028\u2029\x00]")
