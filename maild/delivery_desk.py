@@ -18,6 +18,7 @@ from maild.config import Settings
 from maild.core import notify
 from maild.domain import Audience, EventKind
 from maild.outbound import Outbound
+from maild.replies import members
 from maild.ticket_rows import add_maild_event, view_of
 
 log = logging.getLogger(__name__)
@@ -44,24 +45,13 @@ class DeliveryDesk:
             error=failed.error,
             subject=failed.subject,
             failed_audience=_audience(failed.audience),
-            supervisors=self._supervisors(tx),
+            supervisors=members(self.settings, tx.staff(), "supervisor"),
         )
         self.outbound.queue_all(tx, outcome, ticket, now)
         log.info(
             "ticket=%s msgid=%s delivery failure recorded",
             ticket.number if ticket is not None else "-",
             failed.message_id,
-        )
-
-    def _supervisors(self, tx: Tx) -> tuple[str, ...]:
-        added = tx.staff()
-        return tuple(
-            sorted(
-                {
-                    *self.settings.helpdesk.supervisors,
-                    *(a for a, role in added.items() if role == "supervisor"),
-                }
-            )
         )
 
 

@@ -57,6 +57,14 @@ def staff_role(address: str, settings: Settings, added: dict[str, str]) -> Staff
     return StaffRole.NONE
 
 
+def members(settings: Settings, added: dict[str, str], role: str) -> tuple[str, ...]:
+    """The technicians or the supervisors ("technician", "supervisor"): those of
+    the configuration and those added with the command line, sorted."""
+    helpdesk = settings.helpdesk
+    configured = helpdesk.supervisors if role == "supervisor" else helpdesk.technicians
+    return tuple(sorted({*configured, *(a for a, r in added.items() if r == role)}))
+
+
 def assignees(settings: Settings, added: dict[str, str]) -> frozenset[str]:
     """Who ASSIGN may name: every technician and supervisor."""
     helpdesk = settings.helpdesk

@@ -29,6 +29,7 @@ from maild.core.timers import (
 )
 from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView
 from maild.outbound import Outbound
+from maild.replies import members
 from maild.ticket_rows import (
     add_maild_event,
     set_timers,
@@ -139,7 +140,9 @@ class SlaDesk:
         self.outbound.queue_all(
             tx,
             notify.TimerFired(
-                timer, view_of(tx, row), self.settings.helpdesk.supervisors
+                timer,
+                view_of(tx, row),
+                members(self.settings, tx.staff(), "supervisor"),
             ),
             row,
             now,
@@ -167,13 +170,9 @@ class SlaDesk:
 
     def _send_digests(self, tx: Tx, now: datetime) -> int:
         """One digest per technician and supervisor; bounded, indexed queries."""
-        helpdesk, added = self.settings.helpdesk, tx.staff()
-        technicians = sorted(
-            {*helpdesk.technicians, *(a for a, r in added.items() if r == "technician")}
-        )
-        supervisors = sorted(
-            {*helpdesk.supervisors, *(a for a, r in added.items() if r == "supervisor")}
-        )
+        added = tx.staff()
+        technicians = members(self.settings, added, "technician")
+        supervisors = members(self.settings, added, "supervisor")
         pool = self._listed(tx, TicketRow.status == TicketState.NEW.value)
         for address in technicians:
             mine = self._listed(

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from maild import daemon
 from maild.adapters.models import OutboxRow
 from maild.adapters.scheduler import SlaTicker
+from maild.adapters.staff import add_staff
 from maild.config import load_settings
 from maild.domain import MailOrigin
 from tests.support.daemon import write_config
@@ -114,6 +115,18 @@ def test_reminder_then_breach_for_an_unclaimed_ticket(desk: Desk) -> None:
     assert ticket["callback_met"] is False
     desk.at(MON.replace(hour=15))
     assert len(desk.events(number, "breach")) == 1
+
+
+def test_a_supervisor_added_with_the_command_line_hears_of_a_breach(
+    desk: Desk,
+) -> None:
+    added = "adjoint@example.com"
+    add_staff(desk.parts.store, added, "supervisor", MON)
+    number = desk.open()
+    desk.at(MON.replace(hour=13))  # medium: due 13:00
+    assert len(desk.events(number, "breach")) == 1
+    assert any(number in s for s in desk.sent_to(added))
+    assert any(number in s for s in desk.sent_to(SUPERVISOR))
 
 
 def test_unclaimed_ticket_is_announced_again_until_claimed(desk: Desk) -> None:
