@@ -413,7 +413,7 @@ def has_unread(client: IMAPClient) -> bool:
     sock.setblocking(False)
     try:
         return bool(client._imap.file.peek(1))
-    except BlockingIOError:
+    except (BlockingIOError, ssl.SSLWantReadError):  # plain or TLS: nothing yet
         return False
     finally:
         sock.settimeout(timeout)
