@@ -120,15 +120,6 @@ def _refused(detail: str) -> IdentityCheck:
     return IdentityCheck(is_verified=False, is_checked=True, detail=detail)
 
 
-def is_verified(
-    from_address: str,
-    authentication_results: tuple[str, ...],
-    trusted_ids: tuple[str, ...],
-) -> bool:
-    """Tell whether a command from this mail may count (see check_sender)."""
-    return check_sender(from_address, authentication_results, trusted_ids).is_verified
-
-
 def parse_authentication_results(value: str) -> AuthResults:
     """Read one Authentication-Results value: its authserv-id and results."""
     segments = _split(_without_comments(unicodedata.normalize("NFC", value)))

@@ -27,7 +27,7 @@ _NEWLINES = re.compile(r"\r\n?")
 _FOLDING = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
 _MAX_TYPE = 255  # what the store keeps of a content type
-_MAX_ID = 998  # RFC 5322 line length: no longer msg-id or Content-ID is real
+MAX_ID = 998  # RFC 5322 line length: no longer msg-id or Content-ID is real
 # Labels senders use for text written in a wider encoding of the same family.
 _CHARSET_SUPERSETS = {
     "gb2312": "gb18030",
@@ -176,7 +176,7 @@ def attachments(msg: Message, limits: ParseLimits) -> Iterator[Attachment]:
             data=data,
             is_inline=disposition == "inline"
             or (disposition is None and bool(content_id)),
-            content_id=content_id if len(content_id) <= _MAX_ID else "",
+            content_id=content_id if len(content_id) <= MAX_ID else "",
         )
 
 

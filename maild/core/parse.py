@@ -22,6 +22,7 @@ from typing import Final
 import mailparser
 from mailparser.exceptions import MailParserError
 
+from maild.core.fields import MAX_ADDRESS, MAX_NAME
 from maild.core.limits import (
     ParseLimits,
     TooDeep,
@@ -31,6 +32,7 @@ from maild.core.limits import (
 )
 from maild.core.mime import (
     LINE_BREAKS,
+    MAX_ID,
     all_values,
     attachments,
     body_text,
@@ -39,7 +41,7 @@ from maild.core.mime import (
 from maild.domain import AutoSignals, InboundMail, Person
 from maild.errors import UnparseableMail
 
-__all__ = ["ParseLimits", "content_hash", "head_of", "parse_mail", "sender_of"]
+__all__ = ["ParseLimits", "content_hash", "head_of", "parse_mail"]
 
 
 # What mail-parser, inscriptis and the email package were seen to raise on
@@ -63,9 +65,6 @@ _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _NEWLINES_B = re.compile(rb"\r\n?")
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
 _FIRST_DELIMITER = re.compile(r"^--([^\s]{1,200}?)[ \t]*$", re.M)
-_MAX_ID = 998  # RFC 5322 line length: no longer msg-id is real
-_MAX_NAME = 255  # what the store keeps of a display name
-_MAX_ADDRESS = 320  # 64 + "@" + 255
 DEFAULT_LIMITS: Final = ParseLimits()
 HEAD_BYTES: Final = 65_536  # what head_of reads at most: From, Subject and friends
 _EMPTY_HEAD: Final = InboundMail(
@@ -130,7 +129,7 @@ def parse_mail(
     check_header_size(body_start, limits)
     check_delimiters(raw, limits)
     try:
-        msg = _repaired(email.message_from_bytes(raw))
+        msg = _repaired(email.message_from_bytes(raw), limits)
         check_structure(msg, limits)
         if msg.is_multipart() and msg.epilogue is None:
             msg.epilogue = ""  # mail-parser 4.8 calls .index() on it
@@ -144,8 +143,12 @@ def parse_mail(
         raise UnparseableMail(f"parser failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _repaired(msg: Message) -> Message:
-    """Read again a multipart whose boundary is missing or not the one it uses."""
+def _repaired(msg: Message, limits: ParseLimits) -> Message:
+    """Read again a multipart whose boundary is missing or not the one it uses.
+
+    The delimiters are counted again first: with the boundary the mail does
+    use, parts that the count before parsing could not see become parts.
+    """
     payload = msg.get_payload()
     if msg.get_content_maintype() != "multipart" or not isinstance(payload, str):
         return msg
@@ -153,7 +156,9 @@ def _repaired(msg: Message) -> Message:
     if found is None:
         return msg
     msg.set_param("boundary", found.group(1))
-    return email.message_from_bytes(msg.as_bytes())
+    fixed = msg.as_bytes()
+    check_delimiters(fixed, limits)
+    return email.message_from_bytes(fixed)
 
 
 def head_of(
@@ -211,11 +216,6 @@ def _only(msg: Message, name: str) -> Message:
     return kept
 
 
-def sender_of(raw: bytes) -> str | None:
-    """Return the From address, read cheaply from the header block, or None."""
-    return head_of(raw).sender.address or None
-
-
 def _build(
     raw: bytes,
     msg: Message,
@@ -257,18 +257,18 @@ def _msg_ids(value: str) -> tuple[str, ...]:
     found = _MSG_ID.findall(value)
     if not found and "<" not in value:
         found = value.split()[:1]  # a bare id without its angle brackets
-    return tuple(i for i in found if len(i) <= _MAX_ID)
+    return tuple(i for i in found if len(i) <= MAX_ID)
 
 
 def _people(pairs: list[tuple[str, str]]) -> tuple[Person, ...]:
     """Keep the people with an address; bound names as the store keeps them."""
     return tuple(
         Person(
-            LINE_BREAKS.sub(" ", name).replace("\x00", "").strip()[:_MAX_NAME],
+            LINE_BREAKS.sub(" ", name).replace("\x00", "").strip()[:MAX_NAME],
             address.strip().lower(),
         )
         for name, address in pairs
-        if 0 < len(address.strip()) <= _MAX_ADDRESS
+        if 0 < len(address.strip()) <= MAX_ADDRESS
     )
 
 

@@ -9,7 +9,6 @@ from maild.core.identity import (
     MethodResult,
     check_sender,
     is_aligned,
-    is_verified,
     parse_authentication_results,
 )
 
@@ -117,7 +116,7 @@ UPPERCASE = "MX.EXAMPLE.COM; DMARC=PASS (P=REJECT) HEADER.FROM=EXAMPLE.COM"
 def test_trusted_verdict(
     sender: str, fields: tuple[str, ...], trusted: tuple[str, ...], expected: bool
 ) -> None:
-    assert is_verified(sender, fields, trusted) is expected
+    assert check_sender(sender, fields, trusted).is_verified is expected
 
 
 @pytest.mark.parametrize(
@@ -149,7 +148,7 @@ def test_trusted_verdict(
     ],
 )
 def test_dkim_alignment_and_smtp_auth(sender: str, field: str, expected: bool) -> None:
-    assert is_verified(sender, (field,), MX) is expected
+    assert check_sender(sender, (field,), MX).is_verified is expected
 
 
 def test_the_check_says_why() -> None:
