@@ -19,6 +19,7 @@ from maild import daemon
 from maild.adapters.models import MailRow
 from maild.adapters.store import FINAL_STATES, MailState
 from maild.config import load_settings
+from maild.core.parse import content_hash
 from maild.domain import MailDisposition, MailOrigin
 from tests.support.daemon import write_config
 from tests.unit.test_fuzz_mime import CI, LONG, hostile_mail
@@ -58,11 +59,16 @@ def check_handled(parts: daemon.Parts, raw: bytes) -> None:
     started = time.monotonic()
     disposition = parts.service.handle(raw, ORIGIN)  # no catch-all: a bug fails here
     assert time.monotonic() - started < BUDGET_SECONDS
-    assert disposition in set(MailDisposition)
-    with parts.store.reading() as session:
-        row = session.execute(select(MailRow).order_by(MailRow.id.desc())).scalar()
+    with parts.store.reading() as session:  # this mail's record, not the newest
+        row = session.execute(
+            select(MailRow)
+            .where(MailRow.content_hash == content_hash(raw))
+            .order_by(MailRow.id)
+        ).scalar()
     assert row is not None
     assert MailState(row.state) in FINAL_STATES
+    is_quarantined = row.state == MailState.QUARANTINED.value
+    assert (disposition is MailDisposition.QUARANTINED) == is_quarantined
     assert row.reason
     assert not row.reason.startswith("internal error")
     assert handler.handle(raw, ORIGIN) is disposition  # a redelivery: the same end
