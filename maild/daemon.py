@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from maild.adapters.imap_intake import ImapIntake
-from maild.adapters.mailer import EmlDirectory, SmtpRelay
+from maild.adapters.mailer import make_mailer
 from maild.adapters.message import build_message
-from maild.adapters.outbox import Mailer, OutboxSender
+from maild.adapters.outbox import OutboxSender
 from maild.adapters.parse_worker import ParserPool
 from maild.adapters.scheduler import SlaTicker
 from maild.adapters.smtp_intake import SmtpIntake
@@ -91,11 +91,7 @@ def build(
         ),
     )
     service = Service(settings, store, parser, renderer, build_message, clock)
-    mailer: Mailer = (
-        SmtpRelay(settings.smtp)
-        if settings.smtp
-        else EmlDirectory(settings.storage_dir / "outbox")
-    )
+    mailer = make_mailer(settings.smtp, settings.storage_dir / "outbox")
     outbox = OutboxSender(
         store,
         mailer,

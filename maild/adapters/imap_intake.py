@@ -251,23 +251,21 @@ class ImapIntake:
         """
         finished: dict[str, list[int]] = {}
         try:
-            for index, (uid, raw) in enumerate(fetched):
+            for (uid, raw), after in zip(fetched, [*fetched[1:], None], strict=True):
                 if self._stop.is_set():
                     break  # stopping: the rest stays in the inbox
-                self._prepare_next(fetched[index + 1 : index + 2], sizes)
+                if after is not None:
+                    self._prepare_next(*after, sizes)
                 folder = self._handle_one(uid, raw, sizes[uid])
                 finished.setdefault(folder, []).append(uid)
         finally:
             self._move(client, finished)
         return sum(len(moved) for moved in finished.values())
 
-    def _prepare_next(
-        self, after: list[tuple[int, bytes]], sizes: dict[int, int]
-    ) -> None:
+    def _prepare_next(self, uid: int, raw: bytes, sizes: dict[int, int]) -> None:
         """Let the handler start on the next mail while this one is applied."""
-        if self._prepare is None or not after:
+        if self._prepare is None:
             return
-        uid, raw = after[0]
         if self._max_bytes is None or sizes[uid] <= self._max_bytes:
             self._prepare(raw)  # a mail over the limit is refused by its size
 
@@ -281,7 +279,7 @@ class ImapIntake:
         """
         limit = self._max_bytes
         over = [u for u in group if limit is not None and sizes[u] > limit]
-        under = [u for u in group if u not in over]
+        under = [u for u in group if limit is None or sizes[u] <= limit]
         bodies = client.fetch(under, ["BODY.PEEK[]"]) if under else {}
         fetched = {u: a[b"BODY[]"] for u, a in bodies.items() if b"BODY[]" in a}
         heads = client.fetch(over, [_HEAD_ITEM]) if over else {}

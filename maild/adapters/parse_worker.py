@@ -145,10 +145,7 @@ class ParserPool:
             started = self._started.pop(id(raw), None)
         if started is not None:
             request, future = started
-            if request[0] is raw and request[1:] == (
-                envelope_sender,
-                envelope_recipients,
-            ):
+            if request[1:] == (envelope_sender, envelope_recipients):  # same mail
                 return future.result()
         return self._parse_now(raw, envelope_sender, envelope_recipients)
 
