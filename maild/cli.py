@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from maild.adapters import report
 from maild.adapters.database import upgrade
+from maild.adapters.message import normalize_address
 from maild.adapters.staff import ROLES, add_staff, list_staff, remove_staff
-from maild.adapters.store import open_store
+from maild.adapters.store import Store, open_store
 from maild.config import Settings, config_path, load_settings
 from maild.domain import MailOrigin, TicketState
 from maild.errors import ConfigError, MaildError
 
 EXIT_USAGE = 2
-_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,16 +107,12 @@ def _staff_parser(commands: Any) -> None:
 
 
 def _staff_add(settings: Settings, args: argparse.Namespace) -> int:
-    if not _ADDRESS.fullmatch(args.address):
+    address = normalize_address(args.address)  # the rule mail is sent by
+    if address is None:
         print(f"maild: {args.address!r} is not a mail address", file=sys.stderr)
         return 1
-    add_staff(
-        open_store(settings, migrate=True),
-        args.address,
-        args.role,
-        datetime.now(UTC),
-    )
-    print(f"{args.address.lower()} is now a {args.role}")
+    add_staff(open_store(settings, migrate=True), address, args.role, datetime.now(UTC))
+    print(f"{address.lower()} is now a {args.role}")
     return 0
 
 
@@ -167,7 +162,7 @@ def _quarantine_parser(commands: Any) -> None:
 
 
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
-    from maild import daemon  # the daemon's modules: only for commands that handle mail
+    from maild import daemon  # see _handle_once
 
     return daemon.run(settings)
 
@@ -251,22 +246,11 @@ def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _quarantine_retry(settings: Settings, args: argparse.Namespace) -> int:
-    from maild import daemon
+    def reopened(store: Store) -> tuple[bytes, MailOrigin]:
+        kept = store.reopen_quarantined(args.id)
+        return kept.raw, kept.origin
 
-    parts = daemon.build(settings, parse_workers=1)
-    try:
-        try:
-            kept = parts.store.reopen_quarantined(args.id)
-        except LookupError as exc:
-            print(f"maild: {exc.args[0]}", file=sys.stderr)
-            return 1
-        handler = daemon.SafeHandler(parts, lambda: None)
-        disposition = handler.handle(kept.raw, kept.origin)
-        parts.outbox.deliver_due()
-    finally:
-        parts.close()
-    print(disposition.value)
-    return 0
+    return _handle_once(settings, reopened)
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -275,17 +259,30 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"maild: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
-    from maild import daemon
+    recipients = tuple(a.lower() for a in args.to) or (
+        settings.helpdesk.incident_address,
+    )
+    origin = MailOrigin(source="replay", envelope_recipients=recipients)
+    return _handle_once(settings, lambda _store: (raw, origin))
+
+
+def _handle_once(
+    settings: Settings, take: Callable[[Store], tuple[bytes, MailOrigin]]
+) -> int:
+    """Handle one mail as the daemon would, deliver what it queued, print the end.
+
+    take gives the mail; a LookupError from it is the user's error.
+    """
+    from maild import daemon  # the daemon's modules: only for commands that handle mail
 
     parts = daemon.build(settings, parse_workers=1)
     try:
-        recipients = tuple(a.lower() for a in args.to) or (
-            settings.helpdesk.incident_address,
-        )
-        handler = daemon.SafeHandler(parts, lambda: None)
-        disposition = handler.handle(
-            raw, MailOrigin(source="replay", envelope_recipients=recipients)
-        )
+        try:
+            raw, origin = take(parts.store)
+        except LookupError as exc:
+            print(f"maild: {exc.args[0]}", file=sys.stderr)
+            return 1
+        disposition = daemon.SafeHandler(parts, lambda: None).handle(raw, origin)
         parts.outbox.deliver_due()
     finally:
         parts.close()
