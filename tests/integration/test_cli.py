@@ -137,5 +137,7 @@ def test_staff_added_from_the_cli_can_work_tickets(
     gone = run_maild(config, "staff", "remove", "dave@example.com")
     assert gone.returncode == 1
     assert "not added with the CLI" in gone.stderr
-    bad = run_maild(config, "staff", "add", "not-an-address", "--role", "technician")
-    assert bad.returncode == 1
+    for wrong in ("not-an-address", "Dave <dave@example.com>", "dave@localhost"):
+        bad = run_maild(config, "staff", "add", wrong, "--role", "technician")
+        assert bad.returncode == 1, wrong
+        assert "is not a mail address" in bad.stderr
