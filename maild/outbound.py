@@ -147,12 +147,16 @@ class Outbound:
         addresses = self._reachable(notification, ticket, staff)
         if not notification.is_capped:
             return addresses
-        is_laddered = ticket is not None and self._is_over_ladder(tx, ticket, now)
+        is_laddered: bool | None = None  # asked once, and only if anyone is capped
         kept: list[str] = []
         for address in addresses:
             if address.lower() in staff:
                 kept.append(address)
                 continue
+            if is_laddered is None:
+                is_laddered = ticket is not None and self._is_over_ladder(
+                    tx, ticket, now
+                )
             day, hour = tx.answers_since(
                 (now - timedelta(days=1), now - timedelta(hours=1)), address=address
             )
