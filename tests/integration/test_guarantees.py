@@ -87,7 +87,7 @@ def test_random_kills_during_a_burst_lose_and_duplicate_nothing(
     daemon = started.on_mailbox(tmp_path, smtp_sink.port, server, attempts=10)
     try:
         wait_until(lambda: not server.list_uids(HELPDESK), 60, "inbox empty")
-        wait_until(lambda: _all_sent(db, 80), 60, "outbox delivered")
+        wait_until(lambda: db.all_sent(80), 60, "outbox delivered")
     finally:
         assert daemon.stop() == 0, daemon.log.read_text()
 
@@ -143,7 +143,7 @@ def test_kill_after_commit_before_the_move_applies_nothing_twice(
     daemon = started.on_mailbox(tmp_path, smtp_sink.port, server)
     try:
         wait_until(lambda: not server.list_uids(HELPDESK), 30, "inbox empty")
-        wait_until(lambda: _all_sent(sqlite_db, 2), 30, "outbox delivered")
+        wait_until(lambda: sqlite_db.all_sent(2), 30, "outbox delivered")
     finally:
         assert daemon.stop() == 0, daemon.log.read_text()
     assert [r for r, _ in server.fetch_all(HELPDESK, DONE).values()] == [raw]
@@ -166,7 +166,7 @@ def test_kill_during_delivery_resends_with_the_same_message_id(
         sink.release()
         daemon = started.on_mailbox(tmp_path, sink.port, server)
         try:
-            wait_until(lambda: _all_sent(sqlite_db, 2), 30, "outbox delivered")
+            wait_until(lambda: sqlite_db.all_sent(2), 30, "outbox delivered")
         finally:
             assert daemon.stop() == 0, daemon.log.read_text()
     finally:
@@ -200,7 +200,7 @@ def test_kill_after_the_attempt_is_counted_handles_the_mail_once(
         try:
             smtp_sink.wait_for(to("user1@example.com"), timeout=30)
             wait_until(lambda: not server.list_uids(HELPDESK), 30, "inbox empty")
-            wait_until(lambda: _all_sent(db, 2), 30, "outbox delivered")
+            wait_until(lambda: db.all_sent(2), 30, "outbox delivered")
         finally:
             assert daemon.stop() == 0, daemon.log.read_text()
         assert db.attempts() == [2]
@@ -275,7 +275,7 @@ def test_uidvalidity_change_resynchronises_by_content(
     daemon = started.on_mailbox(tmp_path, smtp_sink.port, server)
     try:
         wait_until(lambda: not server.list_uids(HELPDESK), 30, "inbox empty")
-        wait_until(lambda: _all_sent(sqlite_db, 6), 30, "outbox delivered")
+        wait_until(lambda: sqlite_db.all_sent(6), 30, "outbox delivered")
     finally:
         assert daemon.stop() == 0, daemon.log.read_text()
     assert sorted(t.subject for t in sqlite_db.tickets()) == [
@@ -311,11 +311,6 @@ def test_same_bytes_twice_at_once_is_one_ticket(
         assert daemon.stop() == 0, daemon.log.read_text()
     subjects = Counter(t.subject for t in sqlite_db.tickets())
     assert subjects == Counter({f"Rafale {n}": 1 for n in range(8)} | {"Rafale 8": 2})
-
-
-def _all_sent(db: Database, count: int) -> bool:
-    rows = db.outbox()
-    return len(rows) == count and all(row.state == "sent" for row in rows)
 
 
 def _maildir(server: DovecotServer, folder: str) -> Path:

@@ -45,7 +45,7 @@ def test_relay_outage_delays_mail_and_loses_none(
     wait_until(lambda: daemon.log.read_text().count("deferred") >= 3, 30, "retries")
     assert daemon.maild("stats", "--json")["outbox"] == {"pending": 10, "failed": 0}
     smtp_sink.start()
-    wait_until(lambda: _all_sent(sqlite_db, 10), 60, "outbox delivered")
+    wait_until(lambda: sqlite_db.all_sent(10), 60, "outbox delivered")
     assert daemon.maild("stats", "--json")["outbox"] == {"pending": 0, "failed": 0}
     assert daemon.stop() == 0, daemon.log.read_text()
     received = Counter(message_id(m.message) for m in smtp_sink.messages)
@@ -120,7 +120,7 @@ def test_database_restart_loses_nothing_and_costs_no_attempt(
             with suppress(DBAPIError):
                 conn.close()  # its server session ended with the outage
         wait_until(lambda: not server.list_uids(HELPDESK), 90, "inbox empty")
-        wait_until(lambda: _all_sent(db, 6), 60, "outbox delivered")
+        wait_until(lambda: db.all_sent(6), 60, "outbox delivered")
         assert daemon.stop() == 0, daemon.log.read_text()
         assert db.attempts() == [1, 1, 1]  # the outage cost no attempt
         assert [row.state for row in db.mails()] == ["done"] * 3
@@ -177,10 +177,10 @@ def test_sigterm_in_a_burst_stops_soon_and_loses_nothing(
     left = len(server.list_uids(HELPDESK))
     assert moved + left == 60
     assert len(sqlite_db.tickets()) == moved  # the mail in hand was finished
-    assert _all_sent(sqlite_db, 2 * moved)  # and its notifications sent
+    assert sqlite_db.all_sent(2 * moved)  # and its notifications sent
     daemon = started.on_mailbox(tmp_path, smtp_sink.port, server)
     wait_until(lambda: not server.list_uids(HELPDESK), 60, "inbox empty")
-    wait_until(lambda: _all_sent(sqlite_db, 120), 60, "outbox delivered")
+    wait_until(lambda: sqlite_db.all_sent(120), 60, "outbox delivered")
     assert daemon.stop() == 0, daemon.log.read_text()
     assert len(sqlite_db.tickets()) == 60
     received = Counter(message_id(m.message) for m in smtp_sink.messages)
@@ -231,11 +231,6 @@ def test_quarantine_list_and_retry_after_a_fix(
     listing = run_maild(daemon.config, "quarantine", "list")
     assert listing.returncode == 0
     assert listing.stdout.split() == ["ID", "RECEIVED_AT", "SENDER", "REASON"]
-
-
-def _all_sent(db: Database, count: int) -> bool:
-    rows = db.outbox()
-    return len(rows) == count and all(row.state == "sent" for row in rows)
 
 
 def _none_pending(db: Database) -> bool:

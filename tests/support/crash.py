@@ -123,6 +123,11 @@ class Database:
     def outbox(self) -> list[OutboxRow]:
         return self._all(OutboxRow)
 
+    def all_sent(self, count: int) -> bool:
+        """Tell whether exactly count notifications are queued, all sent."""
+        rows = self.outbox()
+        return len(rows) == count and all(row.state == "sent" for row in rows)
+
     def tickets(self) -> list[TicketRow]:
         return self._all(TicketRow)
 
