@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from typing import Final
 
@@ -122,8 +123,13 @@ _BLANK_RUN: Final = re.compile(r"\n{3,}")  # left where quoted lines were
 _RULE: Final = re.compile(r"^\s*(?:[-_=*]\s*){5,}$")
 
 
+@lru_cache(maxsize=4)
 def new_text(text: str, languages: tuple[str, ...] = DEFAULT_LANGUAGES) -> str:
-    """Return only the new text of a reply: no quote, no attribution, no phone tag."""
+    """Return only the new text of a reply: no quote, no attribution, no phone tag.
+
+    Classification (is it an out-of-office?) and the reply's commands both
+    need it for the same mail: remembered for the last few texts.
+    """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     vocabularies = _vocabularies_for(languages)
     kept = _strip(lines, vocabularies)
