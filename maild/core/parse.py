@@ -62,7 +62,6 @@ _TRACE_HEADERS = frozenset(
 )
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
-_NEWLINES_B = re.compile(rb"\r\n?")
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
 _FIRST_DELIMITER = re.compile(r"^--([^\s]{1,200}?)[ \t]*$", re.M)
 DEFAULT_LIMITS: Final = ParseLimits()
@@ -95,9 +94,14 @@ def content_hash(raw: bytes) -> str:
     digest = hashlib.sha256()
     for name, lines in fields:
         if name.lower() not in _TRACE_HEADERS:
-            digest.update(_NEWLINES_B.sub(b"\n", b"".join(lines)))
-    digest.update(_NEWLINES_B.sub(b"\n", raw[body_start:]))
+            digest.update(_unix_newlines(b"".join(lines)))
+    digest.update(_unix_newlines(raw[body_start:]))
     return digest.hexdigest()
+
+
+def _unix_newlines(data: bytes) -> bytes:
+    """CRLF and lone CR as LF (bytes.replace: a regex costs ten times more)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 def _header_fields(raw: bytes) -> tuple[list[tuple[bytes, list[bytes]]], int]:
