@@ -55,7 +55,7 @@ class Parts:
 
     def close(self) -> None:
         self.parser.close()
-        self.store.engine.dispose()
+        self.store.close()
 
 
 def build(

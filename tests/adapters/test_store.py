@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +14,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
+from maild.adapters import blobs as blobs_module
 from maild.adapters.blobs import BlobStore
 from maild.adapters.database import (
     HEAD_REVISION,
@@ -41,8 +44,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
     upgrade(db_url)
     engine = make_engine(db_url)
-    yield Store(engine, BlobStore(tmp_path / "blobs"))
-    engine.dispose()
+    store = Store(engine, BlobStore(tmp_path / "blobs"))
+    yield store
+    store.close()
 
 
 def test_migrations_reach_head_and_match_the_models(db_url: str) -> None:
@@ -206,3 +210,39 @@ def test_blobs_are_named_by_content(tmp_path: Path) -> None:
     assert blobs.path_for(digest).is_relative_to(tmp_path)
     with pytest.raises(ValueError, match="sha256"):
         blobs.path_for("../../etc/passwd")
+
+
+def test_a_blob_a_power_cut_left_short_is_written_again(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    digest = blobs.put(b"the kept mail")
+    blobs.wait_durable()
+    blobs.path_for(digest).write_bytes(b"")  # renamed, never flushed, power cut
+    assert blobs.put(b"the kept mail") == digest
+    assert blobs.get(digest) == b"the kept mail"
+    blobs.close()
+
+
+def test_a_durable_commit_waits_for_the_blobs_it_names(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushed: list[str] = []
+    real_flush = blobs_module._flush
+
+    def slow_flush(path: Path, folders: list[Path]) -> None:
+        time.sleep(0.2)  # a slow disk: the commit must not overtake it
+        real_flush(path, folders)
+        flushed.append(path.name)
+
+    monkeypatch.setattr(blobs_module, "_flush", slow_flush)
+    origin = MailOrigin(source="smtp")
+    record = store.register_mail(origin, "c" * 64, "", "", b"kept bytes", NOW)
+    assert flushed == []  # the relaxed registration does not wait
+    with store.transaction() as tx:
+        tx.finish_mail(record.id, MailState.DONE, "ticket", None, NOW)
+    kept = store.blobs.path_for(hashlib.sha256(b"kept bytes").hexdigest())
+    assert flushed == [kept.name]
+    # a mail handled before leaves the inbox without another commit: it waits too
+    kept.write_bytes(b"")
+    again = store.register_mail(origin, "c" * 64, "", "", b"kept bytes", NOW)
+    assert again.state == MailState.DONE
+    assert len(flushed) == 2
