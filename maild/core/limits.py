@@ -10,6 +10,7 @@ quarantine and the sender's notice use.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from typing import Final
@@ -56,10 +57,13 @@ REFUSAL_REASONS: Final = frozenset(
     }
 )
 
-_BOUNDARY = re.compile(
-    rb"""\bboundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s";]{1,200}))""", re.I
+# Matched where bytes.find points: a scan by the regex engine itself cost
+# 1.4 ms on a 125 KB mail, a third of its whole parse.
+_BOUNDARY_AT = re.compile(
+    rb"""boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s";]{1,200}))""", re.I
 )
-_DELIMITER = re.compile(rb"^--([^\r\n]{1,200}?)[ \t]*\r?$", re.M)
+_DELIMITER_AT = re.compile(rb"--([^\r\n]{1,200}?)[ \t]*\r?$", re.M)
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _MAX_BOUNDARIES: Final = 10_000
 
 
@@ -78,19 +82,41 @@ def check_delimiters(raw: bytes, limits: ParseLimits) -> None:
     such lines for the boundaries the mail declares costs one pass over the
     bytes, where the email package would spend seconds building the parts.
     """
-    boundaries = set()
-    for match in _BOUNDARY.finditer(raw):
-        boundaries.add((match.group(1) or match.group(2)).rstrip())
-        if len(boundaries) > _MAX_BOUNDARIES:
-            break
+    boundaries = _declared_boundaries(raw)
     if not boundaries:
         return
     count = 0
-    for match in _DELIMITER.finditer(raw):
-        if match.group(1) in boundaries:  # an opening delimiter; closings end --
+    for start in _dashed_lines(raw):
+        match = _DELIMITER_AT.match(raw, start)
+        if match and match.group(1) in boundaries:  # closings end -- and differ
             count += 1
             if count > limits.max_parts:
                 raise TooManyParts(f"more than {limits.max_parts} MIME parts")
+
+
+def _declared_boundaries(raw: bytes) -> set[bytes]:
+    """The boundary= values the mail declares, at most _MAX_BOUNDARIES + 1."""
+    lowered = raw.lower()  # ASCII only: offsets are those of raw
+    boundaries: set[bytes] = set()
+    at = lowered.find(b"boundary")
+    while at >= 0 and len(boundaries) <= _MAX_BOUNDARIES:
+        match = None
+        if at == 0 or raw[at - 1] not in _WORD:
+            match = _BOUNDARY_AT.match(raw, at)
+        if match:
+            boundaries.add((match.group(1) or match.group(2)).rstrip())
+        at = lowered.find(b"boundary", match.end() if match else at + 1)
+    return boundaries
+
+
+def _dashed_lines(raw: bytes) -> Iterator[int]:
+    """Offsets of the lines that start with --."""
+    if raw.startswith(b"--"):
+        yield 0
+    at = raw.find(b"\n--")
+    while at >= 0:
+        yield at + 1
+        at = raw.find(b"\n--", at + 1)
 
 
 def check_structure(msg: Message, limits: ParseLimits) -> None:
