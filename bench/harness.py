@@ -84,6 +84,14 @@ class MemoryPeaks:
         return {
             "daemon_cpu_s": round(self.daemon_cpu_s, 1),
             "children_cpu_s": round(sum(self.children_cpu_s.values()), 1),
+            "sender_cpu_s": round(
+                sum(
+                    cpu
+                    for pid, cpu in self.children_cpu_s.items()
+                    if self.children_kib.get(pid, ("", 0))[0].startswith("sender")
+                ),
+                1,
+            ),
             "daemon_mib": round(self.daemon_kib / 1024, 1),
             "children": [
                 {"name": name, "peak_mib": round(kib / 1024, 1)} for name, kib in kids
@@ -119,13 +127,16 @@ def _descendants(root: int) -> list[tuple[int, int]]:
 
 
 def _label(pid: int, parent: int, root: int) -> str:
-    """Name a descendant: forkserver, resource tracker, or parse worker."""
-    if parent != root:
-        return "parse worker"
+    """Name a descendant: forkserver, resource tracker, parse worker or sender."""
     try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
         return "?"
+    if comm == "maild-sender":  # maild.sending names its process so
+        return "sender"
+    if parent != root:
+        return "parse worker"
     for hint in (b"forkserver", b"resource_tracker"):
         if hint in cmdline:
             return hint.decode()

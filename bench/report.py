@@ -45,8 +45,10 @@ def _throughput_rows(name: str, run: dict[str, Any], floor: float) -> list[Row]:
         ),
         (
             name,
-            "CPU daemon / parse workers (s)",
-            f"{rss.get('daemon_cpu_s', 0):.1f} / {rss.get('children_cpu_s', 0):.1f}"
+            "CPU daemon / parse workers / sender (s)",
+            f"{rss.get('daemon_cpu_s', 0):.1f}"
+            f" / {rss.get('children_cpu_s', 0) - rss.get('sender_cpu_s', 0):.1f}"
+            f" / {rss.get('sender_cpu_s', 0):.1f}"
             f"  ({run['seconds']:.1f} s of wall time)",
         ),
         (

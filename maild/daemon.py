@@ -1,8 +1,9 @@
 """The daemon: wiring, loops, signals, and the one catch-all around a message.
 
 Builds the adapters from Settings, starts the intakes (SMTP and/or IMAP) and
-the outbox sender, and stops them on SIGTERM/SIGINT: the mail in hand is
-finished, the outbox flushed as far as it goes, and the process exits 0.
+the outbox sender (a process of its own, maild.sending), and stops them on
+SIGTERM/SIGINT: the mail in hand is finished, the outbox flushed as far as it
+goes, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from types import FrameType
 from maild.adapters.imap_intake import ImapIntake
 from maild.adapters.mailer import make_mailer
 from maild.adapters.message import build_message
-from maild.adapters.outbox import OutboxSender
+from maild.adapters.outbox import Flag, OutboxSender
 from maild.adapters.parse_worker import ParserPool
 from maild.adapters.scheduler import SlaTicker
 from maild.adapters.smtp_intake import SmtpIntake
@@ -31,6 +32,8 @@ from maild.core.parse import ParseLimits
 from maild.delivery_desk import DeliveryDesk
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import TransientError
+from maild.outbound import Outbound
+from maild.sending import SendingProcess
 from maild.service import Clock, Service
 
 log = logging.getLogger(__name__)
@@ -78,8 +81,16 @@ def build(
         parse_seconds=limits.parse_seconds,
         workers=parse_workers,
     )
+    service = Service(
+        settings, store, parser, make_renderer(settings), build_message, clock
+    )
+    outbox = _sender(settings, store, service.outbound, clock, threading.Event())
+    return Parts(settings, store, parser, service, outbox)
+
+
+def make_renderer(settings: Settings) -> TemplateRenderer:
     helpdesk = settings.helpdesk
-    renderer = TemplateRenderer(
+    return TemplateRenderer(
         TEMPLATE_DIR,
         helpdesk.language,
         helpdesk.tag,
@@ -90,16 +101,26 @@ def build(
             settings.sla.timezone,
         ),
     )
-    service = Service(settings, store, parser, renderer, build_message, clock)
-    mailer = make_mailer(settings.smtp, settings.storage_dir / "outbox")
-    outbox = OutboxSender(
+
+
+def build_sender(settings: Settings, wakeup: Flag) -> tuple[OutboxSender, Store]:
+    """The outbox sender of the sending process, with a store of its own."""
+    store = open_store(settings, migrate=False)
+    outbound = Outbound(settings, make_renderer(settings), build_message)
+    return _sender(settings, store, outbound, system_clock, wakeup), store
+
+
+def _sender(
+    settings: Settings, store: Store, outbound: Outbound, clock: Clock, wakeup: Flag
+) -> OutboxSender:
+    return OutboxSender(
         store,
-        mailer,
+        make_mailer(settings.smtp, settings.storage_dir / "outbox"),
         settings.from_address,
         clock,
-        on_failed=DeliveryDesk(settings, service.outbound).record,
+        on_failed=DeliveryDesk(settings, outbound).record,
+        wakeup=wakeup,
     )
-    return Parts(settings, store, parser, service, outbox)
 
 
 class SafeHandler:
@@ -123,20 +144,26 @@ class SafeHandler:
         return disposition
 
 
-def run(
-    settings: Settings, clock: Clock = system_clock, stop: threading.Event | None = None
-) -> int:
-    """Run the daemon until stop is set or a signal arrives; return the exit code."""
+def run(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run the daemon until stop is set or a signal arrives; return the exit code.
+
+    The outbox is sent by a process of its own (maild.sending), on the wall
+    clock: an injected clock is for build(), whose parts tests drive.
+    """
     stop = stop or threading.Event()
-    parts = build(settings, clock)
+    parts = build(settings)
+    sending = SendingProcess(settings)
+    sending.start()
     _settle_memory()
-    handler = SafeHandler(parts, parts.outbox.wakeup.set)
+    handler = SafeHandler(parts, sending.wake)
     if threading.current_thread() is threading.main_thread():
         _on_signals(stop)
-    sending = threading.Event()  # stops the outbox last: it sends what was queued
-    threads = [_supervised("outbox", parts.outbox.run, sending)]
-    threads[0].start()
-    ticker = SlaTicker(lambda now: _check_sla(parts, now), clock, settings.sla.timezone)
+    threads = []
+    ticker = SlaTicker(
+        lambda now: _check_sla(parts, now, sending.wake),
+        system_clock,
+        settings.sla.timezone,
+    )
     ticker.start()
     intake = _start_smtp_intake(settings, handler)
     try:
@@ -162,11 +189,10 @@ def run(
             intake.stop()
         ticker.stop()
         deadline = time.monotonic() + STOP_SECONDS
-        for thread in threads[1:]:  # the intakes finish the mail in hand
+        for thread in threads:  # the intakes finish the mail in hand
             thread.join(max(0.0, deadline - time.monotonic()))
-        sending.set()  # then the outbox sends what they queued, and stops
-        parts.outbox.wakeup.set()
-        threads[0].join(max(0.0, deadline - time.monotonic()))
+        # then the outbox sends what they queued, and stops
+        sending.stop(max(1.0, deadline - time.monotonic()))
         parts.close()
     return 0
 
@@ -216,10 +242,10 @@ def _start_smtp_intake(settings: Settings, handler: SafeHandler) -> SmtpIntake |
     return intake
 
 
-def _check_sla(parts: Parts, now: datetime) -> int:
+def _check_sla(parts: Parts, now: datetime, wake: Callable[[], None]) -> int:
     fired = parts.service.check_sla(now)
     if fired:
-        parts.outbox.wakeup.set()
+        wake()
     return fired
 
 

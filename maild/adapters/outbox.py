@@ -62,6 +62,22 @@ class FailedDelivery:
     error: str
 
 
+class Flag(Protocol):
+    """What run() needs of an Event: threading's, or multiprocessing's."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
 # Called inside the transaction that marks the mail failed.
 FailureHook = Callable[[Tx, FailedDelivery, datetime], None]
 
@@ -75,13 +91,14 @@ class OutboxSender:
         clock: Callable[[], datetime],
         *,
         on_failed: FailureHook | None = None,
+        wakeup: Flag | None = None,
     ) -> None:
         self.store = store
         self.mailer = mailer
         self.sender = sender
         self.clock = clock
         self.on_failed = on_failed
-        self.wakeup = threading.Event()
+        self.wakeup: Flag = wakeup if wakeup is not None else threading.Event()
 
     def deliver_due(self) -> int:
         """Send every mail that is due now; return how many were accepted."""
@@ -105,7 +122,7 @@ class OutboxSender:
             self._mark_sent(accepted)
         return len(accepted)
 
-    def run(self, stop: threading.Event, idle_seconds: float = 5.0) -> None:
+    def run(self, stop: StopFlag, idle_seconds: float = 5.0) -> None:
         """Deliver until stop is set; wake early when poked through .wakeup."""
         while not stop.is_set():
             self._deliver_logged()

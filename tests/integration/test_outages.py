@@ -4,6 +4,7 @@ Real Dovecot, SMTP sink, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -190,6 +191,50 @@ def test_sigterm_in_a_burst_stops_soon_and_loses_nothing(
         f"{left} left in the inbox for the next start; "
         f"{sum(received.values()) - len(received)} resent"
     )
+
+
+def test_a_killed_sender_is_started_again_and_goes_with_the_daemon(
+    tmp_path: Path, smtp_sink: SmtpSink, started: Started, sqlite_db: Database
+) -> None:
+    daemon = started.add(start_daemon(tmp_path, smtp_sink.port))
+    assert daemon.process is not None
+    daemon.send(new_mail(1), "user1@example.com")
+    wait_until(lambda: sqlite_db.all_sent(2), 30, "first notifications")
+    (sender,) = _senders_of(daemon.process.pid)
+    os.kill(sender, signal.SIGKILL)
+    daemon.send(new_mail(2), "user2@example.com")  # queued while no sender runs
+    wait_until(lambda: sqlite_db.all_sent(4), 30, "sent by the new sender")
+    (again,) = _senders_of(daemon.process.pid)
+    assert again != sender
+    assert "outbox sender exited (code -9); restarting" in daemon.log.read_text()
+    daemon.process.kill()  # the daemon gone without a word: its sender follows
+    daemon.process.wait()
+    daemon.process = None
+    wait_until(lambda: not Path(f"/proc/{again}").exists(), 20, "sender gone")
+
+
+def _senders_of(daemon_pid: int) -> list[int]:
+    """The maild-sender processes under daemon_pid (through the forkserver)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with suppress(OSError):
+            stat = (entry / "stat").read_text()
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found = []
+    for pid in parents:
+        with suppress(OSError):
+            if (
+                Path("/proc") / str(pid) / "comm"
+            ).read_text().strip() != "maild-sender":
+                continue
+            ancestor = parents.get(pid, 0)
+            while ancestor not in (0, 1, daemon_pid):
+                ancestor = parents.get(ancestor, 0)
+            if ancestor == daemon_pid:
+                found.append(pid)
+    return found
 
 
 def test_quarantine_list_and_retry_after_a_fix(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import signal
 import threading
 import time
@@ -85,9 +86,13 @@ class Started:
 
 
 def kill(daemon: Daemon) -> None:
-    """SIGKILL the daemon: no handler runs, nothing is flushed."""
+    """SIGKILL the daemon and its children: no handler runs, nothing is flushed.
+
+    The whole process group, as systemd kills a service's processes (or as a
+    power cut ends them): the outbox sender, a child, dies mid-conversation too.
+    """
     assert daemon.process is not None
-    daemon.process.send_signal(signal.SIGKILL)
+    os.killpg(daemon.process.pid, signal.SIGKILL)
     daemon.process.wait(30)
     daemon.process = None
 

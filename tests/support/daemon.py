@@ -139,6 +139,7 @@ def start_daemon(directory: Path, sink_port: int | None, **options: Any) -> Daem
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             env=env,
+            start_new_session=True,  # its own process group, for crash.kill
         )
     daemon = Daemon(config, process, port, log)
     deadline = time.monotonic() + 60
