@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import queue
 import resource
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,10 @@ def _serve(
     conn: Connection, target: ParseFunction, limits: ParseLimits, memory: int | None
 ) -> None:
     """Worker loop: one request in, one answer out, until the pipe closes."""
+    # Ctrl-C and systemd's SIGTERM reach the whole process group; the daemon
+    # still needs its workers for the mail in hand, and closes them after.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if memory is not None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     # mail-parser warns about every MIME type it does not render; in a worker

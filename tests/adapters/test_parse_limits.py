@@ -6,6 +6,8 @@ Peak memory (VmHWM) of the parse worker is printed: run with `-s` to see it.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -140,11 +142,22 @@ def test_a_memory_bomb_hits_the_workers_own_cap() -> None:
         with pytest.raises(UnparseableMail, match="worker died") as caught:
             capped.parse(HUNGRY)
         print(
-            f"\nshort-line bomb: worker died at its cap in {time.monotonic() - started:.2f} s"
+            f"\nline bomb: worker died at its cap in {time.monotonic() - started:.2f} s"
         )
         assert caught.value.reason == "unparseable"
         assert worker_pid(capped) != pid
         assert capped.parse(NORMAL).subject == "VPN does not connect"
+
+
+def test_a_worker_outlives_the_stop_signals_of_its_process_group() -> None:
+    # Ctrl-C or systemd's SIGTERM to the group: the daemon, still finishing the
+    # mail in hand, needs its worker; it closes the pool afterwards.
+    with ParserPool(ParseLimits(), parse_seconds=30, workers=1) as pool:
+        pid = worker_pid(pool)
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+        assert pool.parse(NORMAL).subject == "VPN does not connect"
+        assert worker_pid(pool) == pid
 
 
 # --- the service: quarantine, and the sender told once ----------------------------
