@@ -103,7 +103,12 @@ def imap_latency(
         sink.stop()
     seen = _confirmed(sink, sent)
     result = percentiles([seen[s] - sent[s] for s in sent if s in seen])
-    result.update(rate=rate, mails=len(mails), rss=peaks.as_json())
+    result.update(
+        rate=rate,
+        mails=len(mails),
+        under_1mb=_under_1mb(mails, sent, seen),
+        rss=peaks.as_json(),
+    )
     return result
 
 
@@ -192,7 +197,16 @@ def smtp_latency(
     result.update(
         rate=rate,
         mails=len(mails),
+        under_1mb=_under_1mb(mails, sent, seen),
         data_to_250=percentiles(accepted),
         rss=peaks.as_json(),
     )
     return result
+
+
+def _under_1mb(
+    mails: list[BenchMail], sent: dict[str, float], seen: dict[str, float]
+) -> dict[str, float | int]:
+    """The latencies of the mails under 1 MB: the tail is the big attachments'."""
+    small = {m.sender for m in mails if len(m.raw) < 1_000_000}
+    return percentiles([seen[s] - sent[s] for s in sent if s in seen and s in small])

@@ -71,6 +71,7 @@ def _latency_rows(name: str, run: dict[str, Any]) -> list[Row]:
         ),
     ]
     for key, label in (
+        ("under_1mb", "the same, mails under 1 MB only"),
         ("dovecot_idle_floor", "bare IDLE client: APPEND -> EXISTS (Dovecot)"),
     ):
         floor = run.get(key)
@@ -78,9 +79,10 @@ def _latency_rows(name: str, run: dict[str, Any]) -> list[Row]:
             rows.append(
                 (
                     name,
-                    label,
+                    label if key != "under_1mb" else f"{label} ({floor['count']})",
                     f"p50 {floor['p50_ms']} ms  p95 {floor['p95_ms']} ms"
-                    f"  max {floor['max_ms']} ms",
+                    + (f"  p99 {floor['p99_ms']} ms" if key == "under_1mb" else "")
+                    + f"  max {floor['max_ms']} ms",
                 )
             )
     accepted = run.get("data_to_250")
