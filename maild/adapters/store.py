@@ -14,8 +14,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import CursorResult, Engine, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 # What a database that is down, restarting or locked raises: try again later.
 _UNAVAILABLE = (OperationalError, InterfaceError)
+_MAILS = cast(Table, MailRow.__table__)
 
 
 class MailState(StrEnum):
@@ -211,24 +213,31 @@ class Tx:
         same bytes delivered twice at once) committed first: the caller's
         transaction must then roll back, so the mail has one effect.
         """
-        # The row is locked (PostgreSQL) or the write lock held (SQLite): two
-        # handlings of one mail cannot both see it pending.
-        row = self.session.get(
-            MailRow, mail_id, with_for_update=True, populate_existing=True
-        )
-        if row is None:
-            raise LookupError(mail_id)
-        if row.state != MailState.PENDING.value:
-            raise MailAlreadyFinished(mail_id, MailState(row.state))
-        row.state, row.reason, row.ticket_id, row.handled_at = (
-            state.value,
-            reason,
-            ticket_id,
-            now,
-        )
+        # One UPDATE that only a pending row matches: it locks the row
+        # (PostgreSQL; SQLite's write lock is held already), so of two
+        # handlings of one mail the second finds it finished.
+        values: dict[str, object] = {
+            "state": state.value,
+            "reason": reason,
+            "ticket_id": ticket_id,
+            "handled_at": now,
+        }
         if mail is not None:
-            row.message_id = mail.message_id[:998]
-            row.sender = mail.sender.address[:320]
+            values["message_id"] = mail.message_id[:998]
+            values["sender"] = mail.sender.address[:320]
+        done = self.session.execute(
+            update(_MAILS)
+            .where(_MAILS.c.id == mail_id, _MAILS.c.state == MailState.PENDING.value)
+            .values(**values)
+        )
+        if cast(CursorResult[Any], done).rowcount == 1:
+            return
+        found = self.session.execute(
+            select(_MAILS.c.state).where(_MAILS.c.id == mail_id)
+        ).scalar_one_or_none()
+        if found is None:
+            raise LookupError(mail_id)
+        raise MailAlreadyFinished(mail_id, MailState(found))
 
     def opening_message_id(self, ticket_id: int) -> str | None:
         """The Message-ID of the mail that opened a ticket (read once)."""
