@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import imapclient.imapclient
 import pytest
 
 from maild.adapters.imap_intake import (
@@ -398,3 +399,36 @@ def test_refused_login_is_unavailable_and_logged(
     assert [r.levelname for r in caplog.records if "refused" in r.getMessage()] == [
         "ERROR"
     ]
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+def test_imaplib_formats_the_mail_it_reads_only_for_a_debug_trace(
+    clean_mailbox: DovecotServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    level: int,
+) -> None:
+    # IMAPClient asks imaplib for a trace of everything, the repr of each
+    # fetched mail included, and lets its logger drop it: CPU for nothing.
+    secret = "le-corps-du-mail-" * 20
+    clean_mailbox.append(HELPDESK, make_mail("traced", body=secret))
+    formatted: list[str] = []  # by the intake's connection, from here on
+    adapter = imapclient.imapclient.IMAPlibLoggerAdapter
+    trace = adapter.debug
+
+    def counting(self: logging.LoggerAdapter, msg: object, *args: object) -> None:
+        formatted.append(str(msg))
+        trace(self, msg, *args)
+
+    monkeypatch.setattr(adapter, "debug", counting)
+    caplog.set_level(level, logger="imapclient.imaplib")
+    intake = ImapIntake(clean_mailbox.settings(), RecordingHandler())
+    try:
+        assert intake.run_once() == 1
+    finally:
+        intake.close()
+    traced = [r.getMessage() for r in caplog.records if r.name == "imapclient.imaplib"]
+    if level == logging.DEBUG:  # whoever asks for the trace still gets it
+        assert any(secret in message for message in traced)
+    else:
+        assert formatted == []
