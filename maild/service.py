@@ -1,9 +1,10 @@
 """Handling one mail: parse -> classify -> apply -> persist -> enqueue. Wiring only.
 
 The decisions live in maild/core; the I/O in the adapters, reached through
-the Protocols declared here and in maild/outbound.py. A mail is registered
-(and its attempt counted) in its own commit before it is handled; its whole
-effect, outbox rows included, is then written in one transaction.
+the Protocols declared here and in maild/outbound.py. A mail is parsed in a
+worker process, then registered (and its attempt counted) in its own commit
+before it is applied; its whole effect, outbox rows included, is then written
+in one transaction.
 """
 
 from __future__ import annotations
@@ -121,15 +122,22 @@ class Service:
     def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition:
         """Handle one mail exactly once; say where it ends.
 
-        The attempt is counted in its own commit first, so a mail that kills
-        the process is quarantined after a few; a TransientError (database or
-        server unavailable) gives the attempt back and reaches the caller, who
-        keeps the mail and tries later.
+        The mail is parsed first, in a worker process that nothing it holds
+        can bring down, and then its attempt is counted in a commit of its
+        own, so a mail that kills the process is quarantined after a few; a
+        TransientError (database or server unavailable) gives the attempt back
+        and reaches the caller, who keeps the mail and tries later.
         """
         now = self.clock()
-        record = self._register(raw, origin, now)
+        parsed = self._parse(raw, origin)
+        digest = (
+            parsed.content_hash  # the worker hashed it: not twice
+            if isinstance(parsed, InboundMail)
+            else content_hash(raw)
+        )
+        record = self._register(raw, origin, digest, now)
         try:
-            return self._handle_registered(raw, origin, record, now)
+            return self._handle_registered(raw, origin, record, parsed, now)
         except MailAlreadyFinished as exc:  # the same bytes, handled meanwhile
             log.info("mail %s handled meanwhile (%s)", record.id, exc.state)
             return _disposition(exc.state)
@@ -137,8 +145,21 @@ class Service:
             self._give_back(record.id)
             raise
 
-    def _register(self, raw: bytes, origin: MailOrigin, now: datetime) -> MailRecord:
-        record = self.store.register_mail(origin, content_hash(raw), "", "", raw, now)
+    def _parse(self, raw: bytes, origin: MailOrigin) -> InboundMail | MailRejected:
+        size = max(len(raw), origin.size or 0)  # IMAP announces it: not fetched
+        try:
+            if size > self.settings.limits.max_mail_bytes:
+                raise MailTooLarge(f"{size} bytes")
+            return self.parser.parse(
+                raw, origin.envelope_sender, origin.envelope_recipients
+            )
+        except MailRejected as exc:
+            return exc
+
+    def _register(
+        self, raw: bytes, origin: MailOrigin, digest: str, now: datetime
+    ) -> MailRecord:
+        record = self.store.register_mail(origin, digest, "", "", raw, now)
         if record.id in self._owed_refunds:  # the database was down at the time
             self._owed_refunds.discard(record.id)
             record = self.store.refund_attempt(record.id)
@@ -151,29 +172,26 @@ class Service:
             self._owed_refunds.add(mail_id)  # taken back at the next attempt
 
     def _handle_registered(
-        self, raw: bytes, origin: MailOrigin, record: MailRecord, now: datetime
+        self,
+        raw: bytes,
+        origin: MailOrigin,
+        record: MailRecord,
+        parsed: InboundMail | MailRejected,
+        now: datetime,
     ) -> MailDisposition:
         if record.state in FINAL_STATES:
             log.info("mail %s already handled (%s)", record.id, record.state)
             return _disposition(record.state)
-        limits = self.settings.limits
-        if record.attempts > limits.handling_attempts:
+        if record.attempts > self.settings.limits.handling_attempts:
             return self._quarantine(
                 record, f"handling failed {record.attempts - 1} times", now
             )
-        size = max(len(raw), origin.size or 0)  # IMAP announces it: not fetched
-        try:
-            if size > limits.max_mail_bytes:
-                raise MailTooLarge(f"{size} bytes")
-            mail = self.parser.parse(
-                raw, origin.envelope_sender, origin.envelope_recipients
-            )
-        except MailRejected as exc:
-            reason = f"{exc.reason}: {exc}"
+        if isinstance(parsed, MailRejected):
+            reason = f"{parsed.reason}: {parsed}"
             return self._quarantine(
-                record, reason, now, notice=self._refusal(raw, origin, exc)
+                record, reason, now, notice=self._refusal(raw, origin, parsed)
             )
-        return self._apply(record, mail, now)
+        return self._apply(record, parsed, now)
 
     def check_sla(self, now: datetime) -> int:
         """Fire the SLA timers due at now; the scheduler's only call."""

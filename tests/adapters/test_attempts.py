@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +21,16 @@ from maild.adapters.blobs import BlobStore
 from maild.adapters.database import make_engine, upgrade
 from maild.adapters.message import build_message
 from maild.adapters.models import MailRow, TicketRow
-from maild.adapters.store import MailAlreadyFinished, MailRecord, MailState, Store
+from maild.adapters.store import (
+    MailAlreadyFinished,
+    MailRecord,
+    MailState,
+    Store,
+    Tx,
+)
 from maild.config import load_settings
 from maild.core.parse import content_hash
-from maild.domain import InboundMail, MailDisposition, MailOrigin
+from maild.domain import MailDisposition, MailOrigin
 from maild.errors import StoreUnavailable
 from maild.service import Service
 from tests.support.daemon import write_config
@@ -39,42 +46,39 @@ def raw_mail(n: int = 1, sender: str = "marie@example.com") -> bytes:
     ).encode()
 
 
-class FlakyParser:
-    """Raises the given errors in turn, then parses for real."""
+class FlakyStore(Store):
+    """Raises the given errors in turn where a mail's effect is written (after
+    its attempt was counted), then writes for real."""
 
-    def __init__(self, real: daemon.ParserPool, *errors: Exception) -> None:
-        self.real = real
+    def __init__(self, parts: daemon.Parts, *errors: Exception) -> None:
+        super().__init__(parts.store.engine, parts.store.blobs)
         self.errors = list(errors)
 
-    def parse(
-        self,
-        raw: bytes,
-        envelope_sender: str | None = None,
-        envelope_recipients: tuple[str, ...] = (),
-    ) -> InboundMail:
-        if self.errors:
+    @contextmanager
+    def transaction(self, *, relaxed: bool = False) -> Iterator[Tx]:
+        if not relaxed and self.errors:
             raise self.errors.pop(0)
-        return self.real.parse(raw, envelope_sender, envelope_recipients)
+        with super().transaction(relaxed=relaxed) as tx:
+            yield tx
 
 
-class MeetingParser:
-    """Lets two handlings of one mail parse only once both were registered."""
+class MeetingStore(Store):
+    """Lets two handlings of one mail write their effect only once both were
+    registered."""
 
-    def __init__(self, real: daemon.ParserPool) -> None:
-        self.real = real
+    def __init__(self, parts: daemon.Parts) -> None:
+        super().__init__(parts.store.engine, parts.store.blobs)
         self.barrier = threading.Barrier(2, timeout=10)
 
-    def parse(
-        self,
-        raw: bytes,
-        envelope_sender: str | None = None,
-        envelope_recipients: tuple[str, ...] = (),
-    ) -> InboundMail:
-        self.barrier.wait()
-        return self.real.parse(raw, envelope_sender, envelope_recipients)
+    @contextmanager
+    def transaction(self, *, relaxed: bool = False) -> Iterator[Tx]:
+        if not relaxed:
+            self.barrier.wait()
+        with super().transaction(relaxed=relaxed) as tx:
+            yield tx
 
 
-class RefundFailsOnce(Store):
+class RefundFailsOnce(FlakyStore):
     """The database goes away just when the attempt should be given back."""
 
     is_down = True
@@ -94,14 +98,12 @@ def parts(tmp_path: Path) -> Iterator[daemon.Parts]:
     built.close()
 
 
-def with_parser(
-    parts: daemon.Parts, parser: object, store: Store | None = None
-) -> daemon.Parts:
-    """The same parts with another parser (and store) in a new Service."""
+def with_store(parts: daemon.Parts, store: Store) -> daemon.Parts:
+    """The same parts with another store in a new Service."""
     service = Service(
         parts.settings,
-        store or parts.store,
-        parser,  # type: ignore[arg-type]
+        store,
+        parts.parser,
         parts.service.outbound.renderer,
         build_message,
         lambda: NOW,
@@ -121,7 +123,7 @@ def tickets(parts: daemon.Parts) -> int:
 
 def test_a_temporary_failure_costs_no_attempt(parts: daemon.Parts) -> None:
     down = [StoreUnavailable("database restarting") for _ in range(5)]
-    flaky = with_parser(parts, FlakyParser(parts.parser, *down))
+    flaky = with_store(parts, FlakyStore(parts, *down))
     origin = MailOrigin(source=IMAP, uidvalidity=7, uid=1)
     for _ in range(5):
         with pytest.raises(StoreUnavailable):
@@ -134,10 +136,7 @@ def test_a_temporary_failure_costs_no_attempt(parts: daemon.Parts) -> None:
 def test_an_attempt_the_database_could_not_give_back_is_given_back_later(
     parts: daemon.Parts,
 ) -> None:
-    store = RefundFailsOnce(parts.store.engine, parts.store.blobs)
-    flaky = with_parser(
-        parts, FlakyParser(parts.parser, StoreUnavailable("database gone")), store
-    )
+    flaky = with_store(parts, RefundFailsOnce(parts, StoreUnavailable("db gone")))
     origin = MailOrigin(source=IMAP, uidvalidity=7, uid=1)
     with pytest.raises(StoreUnavailable):
         flaky.service.handle(raw_mail(), origin)
@@ -171,7 +170,7 @@ def test_a_mail_whose_handling_died_n_times_is_quarantined(
 def test_a_bug_quarantines_the_mail_and_the_next_one_flows(
     parts: daemon.Parts,
 ) -> None:
-    buggy = with_parser(parts, FlakyParser(parts.parser, RuntimeError("bug")))
+    buggy = with_store(parts, FlakyStore(parts, RuntimeError("bug")))
     handler = daemon.SafeHandler(buggy, lambda: None)
     first = MailOrigin(source=IMAP, uidvalidity=7, uid=1)
     second = MailOrigin(source=IMAP, uidvalidity=7, uid=2)
@@ -188,7 +187,7 @@ def test_a_bug_quarantines_the_mail_and_the_next_one_flows(
 def test_the_same_mail_handled_twice_at_once_has_one_effect(
     parts: daemon.Parts,
 ) -> None:
-    meeting = with_parser(parts, MeetingParser(parts.parser))
+    meeting = with_store(parts, MeetingStore(parts))
     results: list[MailDisposition] = []
 
     def handle() -> None:
