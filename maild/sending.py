@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -85,19 +86,24 @@ class SendingProcess:
     def _supervise(self) -> None:
         pause = _START_PAUSE
         while not self._stopping.is_set():
-            child = self._context.Process(
-                target=serve, args=(self.settings, self._reader), name="maild-sender"
-            )
-            self._child = child
-            child.start()
-            child.join()
+            started = time.monotonic()
+            try:
+                child = self._context.Process(
+                    target=serve,
+                    args=(self.settings, self._reader),
+                    name="maild-sender",
+                )
+                self._child = child
+                child.start()
+                child.join()
+                ended = f"exited (code {child.exitcode})"
+            except (OSError, EOFError) as exc:  # no forkserver, no memory: retry
+                ended = f"could not start ({type(exc).__name__}: {exc})"
             if self._stopping.is_set():
                 return
-            log.error(
-                "outbox sender exited (code %s); restarting in %.0f s",
-                child.exitcode,
-                pause,
-            )
+            if time.monotonic() - started > _MAX_PAUSE:
+                pause = _START_PAUSE  # it had been running well: start over
+            log.error("outbox sender %s; restarting in %.0f s", ended, pause)
             if self._stopping.wait(pause):
                 return
             pause = min(pause * 2, _MAX_PAUSE)
