@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -31,7 +32,7 @@ from maild.config import Settings
 from maild.core.parse import ParseLimits
 from maild.delivery_desk import DeliveryDesk
 from maild.domain import MailDisposition, MailOrigin
-from maild.errors import TransientError
+from maild.errors import ConfigError, TransientError
 from maild.outbound import Outbound
 from maild.sending import SendingProcess
 from maild.service import Clock, Service
@@ -153,20 +154,23 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     parts = build(settings)
     sending = SendingProcess(settings)
-    sending.start()
-    _settle_memory()
-    handler = SafeHandler(parts, sending.wake)
-    if threading.current_thread() is threading.main_thread():
-        _on_signals(stop)
-    threads = []
-    ticker = SlaTicker(
-        lambda now: _check_sla(parts, now, sending.wake),
-        system_clock,
-        settings.sla.timezone,
-    )
-    ticker.start()
-    intake = _start_smtp_intake(settings, handler)
-    try:
+    threads: list[threading.Thread] = []
+    intake: SmtpIntake | None = None
+    ticker: SlaTicker | None = None
+    try:  # whatever fails from here, the finally stops what was started
+        sending.start()
+        _settle_memory()
+        handler = SafeHandler(parts, sending.wake)
+        if threading.current_thread() is threading.main_thread():
+            _on_signals(stop)
+        starting = SlaTicker(
+            lambda now: _check_sla(parts, now, sending.wake),
+            system_clock,
+            settings.sla.timezone,
+        )
+        starting.start()
+        ticker = starting
+        intake = _start_smtp_intake(settings, handler)
         if settings.imap is not None:
             imap = ImapIntake(
                 settings.imap,
@@ -187,7 +191,8 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         stop.set()
         if intake is not None:
             intake.stop()
-        ticker.stop()
+        if ticker is not None:
+            ticker.stop()
         deadline = time.monotonic() + STOP_SECONDS
         for thread in threads:  # the intakes finish the mail in hand
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -238,7 +243,13 @@ def _start_smtp_intake(settings: Settings, handler: SafeHandler) -> SmtpIntake |
         frozenset({helpdesk.incident_address, helpdesk.request_address}),
         settings.limits.max_mail_bytes,
     )
-    intake.start()
+    try:
+        intake.start()
+    except OSError as exc:  # the port is taken, or not ours to bind
+        where = f"{settings.smtp_intake.host}:{settings.smtp_intake.port}"
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        problem = f"cannot listen on {where}: {why}"
+        raise ConfigError("smtp_intake.port", problem) from exc
     return intake
 
 

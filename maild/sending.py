@@ -75,7 +75,8 @@ class SendingProcess:
             if self._writer is not None:
                 self._writer.close()  # the child reads the end of the pipe
                 self._writer = None
-        self._supervisor.join(timeout)
+        if self._supervisor.ident is not None:  # started
+            self._supervisor.join(timeout)
         child = self._child
         if child is not None and child.is_alive():
             log.warning("outbox sender did not stop in %.0f s: killed", timeout)

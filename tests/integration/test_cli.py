@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,19 @@ def test_missing_config_is_one_line(tmp_path: Path) -> None:
     done = run_maild(tmp_path / "absent.toml", "check-config")
     assert done.returncode != 0
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_run_with_its_port_taken_stops_at_once_naming_the_key(tmp_path: Path) -> None:
+    config, port = write_config(tmp_path, sink_port=None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        done = run_maild(config, "run")  # it used to hang, its sender waited
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "maild: configuration error: smtp_intake.port: "
+        f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
 
 
 def test_replay_then_list_show_and_stats(config: Path, tmp_path: Path) -> None:
