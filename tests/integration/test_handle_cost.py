@@ -24,7 +24,11 @@ def test_handle_cost_handles_every_mail_and_prints_its_figures() -> None:
     )
     # a round that did not turn every mail into a ticket or an event fails
     assert done.returncode == 0, done.stdout + done.stderr
-    figures = re.findall(r"^  (handle \(parse included\)|parse only) +min +([\d.]+)",
-                         done.stdout, re.M)  # fmt: skip
-    assert [name for name, _ in figures] == ["handle (parse included)", "parse only"]
+    names = r"handle \(parse included\)|parse only|deliver notifications"
+    figures = re.findall(rf"^  ({names}) +min +([\d.]+)", done.stdout, re.M)
+    assert [name for name, _ in figures] == [
+        "handle (parse included)",
+        "parse only",
+        "deliver notifications",
+    ]
     assert all(float(ms) > 0 for _, ms in figures)
