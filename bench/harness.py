@@ -78,6 +78,7 @@ class MemoryPeaks:
     # CPU seconds (user + system) at the last sample: the daemon, its children
     daemon_cpu_s: float = 0.0
     children_cpu_s: dict[int, float] = field(default_factory=dict)
+    senders: set[int] = field(default_factory=set)  # the outbox sender's pids
 
     def as_json(self) -> dict[str, Any]:
         kids = sorted(self.children_kib.values(), key=lambda item: -item[1])
@@ -85,12 +86,7 @@ class MemoryPeaks:
             "daemon_cpu_s": round(self.daemon_cpu_s, 1),
             "children_cpu_s": round(sum(self.children_cpu_s.values()), 1),
             "sender_cpu_s": round(
-                sum(
-                    cpu
-                    for pid, cpu in self.children_cpu_s.items()
-                    if self.children_kib.get(pid, ("", 0))[0].startswith("sender")
-                ),
-                1,
+                sum(self.children_cpu_s.get(pid, 0.0) for pid in self.senders), 1
             ),
             "daemon_mib": round(self.daemon_kib / 1024, 1),
             "children": [
@@ -186,7 +182,10 @@ class MemorySampler:
             child_cpu = _cpu_seconds(child)
             if child_cpu is not None:
                 self.peaks.children_cpu_s[child] = child_cpu
-            name = f"{_label(child, parent, self.pid)}[{child}]"
+            label = _label(child, parent, self.pid)
+            if label == "sender":
+                self.peaks.senders.add(child)
+            name = f"{label}[{child}]"
             old = self.peaks.children_kib.get(child, (name, 0))[1]
             self.peaks.children_kib[child] = (
                 name,

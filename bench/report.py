@@ -62,40 +62,28 @@ def _throughput_rows(name: str, run: dict[str, Any], floor: float) -> list[Row]:
 def _latency_rows(name: str, run: dict[str, Any]) -> list[Row]:
     if not run.get("count"):
         return [(name, "confirmations", "none")]
-    rows = [
+    small = run.get("under_1mb") or {}
+    parts = (
+        (run, f"to confirmation, {run['count']} mails at {run['rate']:g}/s", True),
+        (small, f"the same, mails under 1 MB only ({small.get('count')})", True),
         (
-            name,
-            f"to confirmation, {run['count']} mails at {run['rate']:g}/s",
-            f"p50 {run['p50_ms']} ms  p95 {run['p95_ms']} ms  p99 {run['p99_ms']} ms"
-            f"  max {run['max_ms']} ms",
+            run.get("dovecot_idle_floor") or {},
+            "bare IDLE client: APPEND -> EXISTS (Dovecot)",
+            False,
         ),
+        (run.get("data_to_250") or {}, "DATA -> 250 (committed)", False),
+    )
+    return [
+        (name, label, _spread(spread, with_p99=with_p99))
+        for spread, label, with_p99 in parts
+        if spread.get("count")
     ]
-    for key, label in (
-        ("under_1mb", "the same, mails under 1 MB only"),
-        ("dovecot_idle_floor", "bare IDLE client: APPEND -> EXISTS (Dovecot)"),
-    ):
-        floor = run.get(key)
-        if floor and floor.get("count"):
-            rows.append(
-                (
-                    name,
-                    label if key != "under_1mb" else f"{label} ({floor['count']})",
-                    f"p50 {floor['p50_ms']} ms  p95 {floor['p95_ms']} ms"
-                    + (f"  p99 {floor['p99_ms']} ms" if key == "under_1mb" else "")
-                    + f"  max {floor['max_ms']} ms",
-                )
-            )
-    accepted = run.get("data_to_250")
-    if accepted and accepted.get("count"):
-        rows.append(
-            (
-                name,
-                "DATA -> 250 (committed)",
-                f"p50 {accepted['p50_ms']} ms  p95 {accepted['p95_ms']} ms"
-                f"  max {accepted['max_ms']} ms",
-            )
-        )
-    return rows
+
+
+def _spread(p: dict[str, Any], *, with_p99: bool) -> str:
+    """p50, p95 (p99) and max of a percentiles() result."""
+    p99 = f"  p99 {p['p99_ms']} ms" if with_p99 else ""
+    return f"p50 {p['p50_ms']} ms  p95 {p['p95_ms']} ms{p99}  max {p['max_ms']} ms"
 
 
 def table(results: dict[str, Any]) -> list[Row]:
