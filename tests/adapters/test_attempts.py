@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,36 +46,37 @@ def raw_mail(n: int = 1, sender: str = "marie@example.com") -> bytes:
     ).encode()
 
 
-class FlakyStore(Store):
-    """Raises the given errors in turn where a mail's effect is written (after
+class EffectHookStore(Store):
+    """Calls before_effect where a mail's effect is about to be written (after
     its attempt was counted), then writes for real."""
 
-    def __init__(self, parts: daemon.Parts, *errors: Exception) -> None:
+    def __init__(self, parts: daemon.Parts, before_effect: Callable[[], None]):
         super().__init__(parts.store.engine, parts.store.blobs)
-        self.errors = list(errors)
-
-    @contextmanager
-    def transaction(self, *, relaxed: bool = False) -> Iterator[Tx]:
-        if not relaxed and self.errors:
-            raise self.errors.pop(0)
-        with super().transaction(relaxed=relaxed) as tx:
-            yield tx
-
-
-class MeetingStore(Store):
-    """Lets two handlings of one mail write their effect only once both were
-    registered."""
-
-    def __init__(self, parts: daemon.Parts) -> None:
-        super().__init__(parts.store.engine, parts.store.blobs)
-        self.barrier = threading.Barrier(2, timeout=10)
+        self.before_effect = before_effect
 
     @contextmanager
     def transaction(self, *, relaxed: bool = False) -> Iterator[Tx]:
         if not relaxed:
-            self.barrier.wait()
+            self.before_effect()
         with super().transaction(relaxed=relaxed) as tx:
             yield tx
+
+
+class FlakyStore(EffectHookStore):
+    """Raises the given errors in turn where the effect is written."""
+
+    def __init__(self, parts: daemon.Parts, *errors: Exception) -> None:
+        super().__init__(parts, self._next_error)
+        self.errors = list(errors)
+
+    def _next_error(self) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+def meeting_store(parts: daemon.Parts) -> EffectHookStore:
+    """Two handlings of one mail write their effect only once both registered."""
+    return EffectHookStore(parts, threading.Barrier(2, timeout=10).wait)
 
 
 class RefundFailsOnce(FlakyStore):
@@ -187,7 +188,7 @@ def test_a_bug_quarantines_the_mail_and_the_next_one_flows(
 def test_the_same_mail_handled_twice_at_once_has_one_effect(
     parts: daemon.Parts,
 ) -> None:
-    meeting = with_store(parts, MeetingStore(parts))
+    meeting = with_store(parts, meeting_store(parts))
     results: list[MailDisposition] = []
 
     def handle() -> None:
