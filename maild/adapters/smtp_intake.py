@@ -83,7 +83,12 @@ class SmtpIntake:
         )
 
     def start(self) -> None:
-        self.controller.start()
+        try:
+            self.controller.start()
+        except BaseException:  # the port is taken, say: leave no loop behind
+            self.controller.stop(no_assert=True)
+            self.controller.loop.close()  # else it is closed at exit, noisily
+            raise
         log.info(
             "smtp intake listening on %s:%s",
             self.controller.hostname,
