@@ -332,7 +332,7 @@ class ReplyWork:
             _author(actor, facts_of(tx, row)) if is_verified else notify.Author.STRANGER
         )
         is_internal = author in (notify.Author.STAFF, notify.Author.STRANGER)
-        event = add_mail_event(
+        event_id = add_mail_event(
             tx,
             row,
             EventKind.COMMENT,
@@ -343,7 +343,7 @@ class ReplyWork:
             mail_id,
             is_internal=is_internal,
         )
-        tx.add_attachments(row.id, event.id, mail.attachments)
+        tx.add_attachments(row.id, event_id, mail.attachments)
         self.outbound.queue_all(
             tx,
             notify.CommentAdded(

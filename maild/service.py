@@ -402,7 +402,7 @@ class Service:
             set_timers(row, timers)
             tx.add(row)
             add_watchers(tx, row, watchers)
-            event = add_mail_event(
+            event_id = add_mail_event(
                 tx,
                 row,
                 EventKind.CREATED,
@@ -412,7 +412,7 @@ class Service:
                 mail,
                 record.id,
             )
-            tx.add_attachments(row.id, event.id, mail.attachments)
+            tx.add_attachments(row.id, event_id, mail.attachments)
             view = ticket_view(row, watchers, [a.filename for a in mail.attachments])
             self.outbound.queue_all(
                 tx, notify.TicketOpened(view, *note, mail.message_id), row, now

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from maild.adapters.models import EventRow, TicketRow, WatcherRow
+from maild.adapters.models import TicketRow, WatcherRow
 from maild.adapters.store import Tx, attachments_of, watchers_of
 from maild.core.permissions import TicketFacts
 from maild.core.timers import Timers
@@ -104,19 +104,8 @@ def add_maild_event(
     message_id: str | None = None,
 ) -> None:
     """Record an internal event of maild's own doing (a notification sent or
-    failed, a timer fired); its id is not needed, so it waits for the next flush.
-    """
-    tx.add_unflushed(
-        EventRow(
-            ticket_id=ticket.id,
-            kind=kind.value,
-            actor=MAILD,
-            at=now,
-            text=text,
-            message_id=message_id,
-            is_internal=True,
-        )
-    )
+    failed, a timer fired)."""
+    tx.add_event(ticket.id, kind, MAILD, now, text, message_id, is_internal=True)
 
 
 def add_mail_event(
@@ -130,17 +119,16 @@ def add_mail_event(
     mail_id: int,
     *,
     is_internal: bool = False,
-) -> EventRow:
-    """Record an event on a ticket caused by a mail (its Message-ID and record)."""
+) -> int:
+    """Record an event on a ticket caused by a mail (its Message-ID and record);
+    return the event's id."""
     return tx.add_event(
-        EventRow(
-            ticket_id=ticket.id,
-            kind=kind.value,
-            actor=actor,
-            at=now,
-            text=text,
-            message_id=mail.message_id,
-            is_internal=is_internal,
-            mail_id=mail_id,
-        )
+        ticket.id,
+        kind,
+        actor,
+        now,
+        text,
+        mail.message_id,
+        is_internal=is_internal,
+        mail_id=mail_id,
     )

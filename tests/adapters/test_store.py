@@ -23,10 +23,10 @@ from maild.adapters.database import (
     make_engine,
     upgrade,
 )
-from maild.adapters.models import EventRow, TicketRow, WatcherRow
+from maild.adapters.models import TicketRow, WatcherRow
 from maild.adapters.report import list_tickets
 from maild.adapters.store import MailState, Store
-from maild.domain import Attachment, MailOrigin, TicketState
+from maild.domain import Attachment, EventKind, MailOrigin, TicketState
 
 NOW = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
 
@@ -135,15 +135,7 @@ def test_times_come_back_aware_and_equal(store: Store) -> None:
         row = ticket_row(1, created)
         tx.add(row)
         tx.add_event(
-            EventRow(
-                ticket_id=row.id,
-                kind="created",
-                actor="a",
-                at=created,
-                text="",
-                message_id=None,
-                is_internal=False,
-            )
+            row.id, EventKind.CREATED, "a", created, "", None, is_internal=False
         )
     with store.reading() as session:
         stored = session.execute(select(TicketRow)).scalar_one()
