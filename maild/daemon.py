@@ -70,9 +70,8 @@ def build(
     parse_workers: int = 2,
 ) -> Parts:
     """Wire the service and its adapters from settings."""
-    store = open_store(settings, migrate=migrate)
     limits = settings.limits
-    parser = ParserPool(
+    parser = ParserPool(  # its workers start while the rest is built
         ParseLimits(
             max_attachment_bytes=limits.max_attachment_bytes,
             max_parts=limits.max_parts,
@@ -82,10 +81,16 @@ def build(
         parse_seconds=limits.parse_seconds,
         workers=parse_workers,
     )
-    service = Service(
-        settings, store, parser, make_renderer(settings), build_message, clock
-    )
-    outbox = _sender(settings, store, service.outbound, clock, threading.Event())
+    try:
+        store = open_store(settings, migrate=migrate)
+        service = Service(
+            settings, store, parser, make_renderer(settings), build_message, clock
+        )
+        outbox = _sender(settings, store, service.outbound, clock, threading.Event())
+        parser.wait_ready()
+    except BaseException:
+        parser.close()
+        raise
     return Parts(settings, store, parser, service, outbox)
 
 

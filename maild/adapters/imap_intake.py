@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 _IMAP_ERRORS: Final = (imaplib.IMAP4.error, OSError)
 _BATCH: Final = 50  # UIDs per FETCH of sizes
 _FETCH_BYTES: Final = 16 * 1024 * 1024  # bodies per FETCH, at least one mail
+# Mails handed to prepare ahead of the one handled: two keep both parse
+# workers busy, and a large mail's parse runs while smaller ones are applied.
+_AHEAD: Final = 2
 _BACKOFF_START: Final = 1.0
 _BACKOFF_MAX: Final = 60.0
 _IDLE_CHECK_SECONDS: Final = 1.0  # how soon a stop request is noticed
@@ -250,12 +253,14 @@ class ImapIntake:
         not apply again.
         """
         finished: dict[str, list[int]] = {}
+        for uid, raw in fetched[1:_AHEAD]:
+            self._prepare_next(uid, raw, sizes)
         try:
-            for (uid, raw), after in zip(fetched, [*fetched[1:], None], strict=True):
+            for index, (uid, raw) in enumerate(fetched):
                 if self._stop.is_set():
                     break  # stopping: the rest stays in the inbox
-                if after is not None:
-                    self._prepare_next(*after, sizes)
+                if index + _AHEAD < len(fetched):
+                    self._prepare_next(*fetched[index + _AHEAD], sizes)
                 folder = self._handle_one(uid, raw, sizes[uid])
                 finished.setdefault(folder, []).append(uid)
         finally:

@@ -32,7 +32,6 @@ ParseFunction = Callable[[bytes, str | None, tuple[str, ...], ParseLimits], Inbo
 Request = tuple[bytes, str | None, tuple[str, ...]]
 _STOP_SECONDS = 5.0
 _START_SECONDS = 60.0
-_AHEAD = 2  # parses started ahead and kept: the mail in hand and the next
 
 
 def _serve(
@@ -64,12 +63,16 @@ def _serve(
 
 class _Worker:
     def __init__(self, context: ForkServerContext, args: tuple[object, ...]) -> None:
+        """Start the worker process; wait_ready() waits for its imports."""
         self.conn, child_conn = context.Pipe()
         self.process: BaseProcess = context.Process(
             target=_serve, args=(child_conn, *args), name="maild-parser", daemon=True
         )
         self.process.start()
         child_conn.close()
+
+    def wait_ready(self) -> _Worker:
+        """Return self once the worker can parse; UnparseableMail if it cannot."""
         try:
             if not self.conn.poll(_START_SECONDS):
                 raise EOFError  # treated as a worker that could not start
@@ -80,6 +83,7 @@ class _Worker:
             raise UnparseableMail(
                 f"parser worker failed to start: exit code {code}"
             ) from None
+        return self
 
     def stop(self, *, kill: bool) -> None:
         self.conn.close()  # a healthy worker sees EOF and returns
@@ -92,7 +96,8 @@ class _Worker:
 
 
 class ParserPool:
-    """Parse mails in worker processes; thread-safe; use as a context manager."""
+    """Parse mails in worker processes; thread-safe; use as a context manager,
+    which waits for the workers on entry, or call wait_ready() and close()."""
 
     def __init__(
         self,
@@ -103,21 +108,44 @@ class ParserPool:
         target: ParseFunction = parse_mail,
     ) -> None:
         self._context = multiprocessing.get_context("forkserver")
+        # the fork server imports the parser once, and each worker forked from
+        # it starts with it loaded (when this pool is the first to start it)
+        self._context.set_forkserver_preload([_serve.__module__])
         self._args = (target, limits, memory_bytes)
         self._parse_seconds = parse_seconds
-        self._size = workers
+        self._size = 0  # workers ready, idle or parsing
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._is_closed = False
-        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="maild-parse-ahead")
+        # one thread a worker waits on its answer; the parses kept are those
+        # of the mail in hand and of one more mail a worker
+        self._ahead = ThreadPoolExecutor(
+            workers, thread_name_prefix="maild-parse-ahead"
+        )
+        self._kept = workers + 1
         self._started: dict[int, tuple[Request, Future[InboundMail]]] = {}
         self._started_lock = threading.Lock()
-        try:
-            for _ in range(workers):
-                self._idle.put(_Worker(self._context, self._args))
-        except UnparseableMail:
-            while not self._idle.empty():  # stop the ones that did start
-                self._idle.get().stop(kill=False)
-            raise
+        # started together, and waited for in wait_ready(): their imports
+        # run while the caller goes on starting the rest
+        self._starting = [_Worker(self._context, self._args) for _ in range(workers)]
+        self._starting_lock = threading.Lock()
+
+    def wait_ready(self) -> None:
+        """Wait until every worker can parse; raise UnparseableMail if one cannot.
+
+        Call it once the rest is started: a daemon whose parser cannot start
+        stops at start, not at its first mail.
+        """
+        with self._starting_lock:
+            starting, self._starting = self._starting, []
+            try:
+                ready = [worker.wait_ready() for worker in starting]
+            except UnparseableMail:
+                for worker in starting:  # stop them all, the ready ones too
+                    worker.stop(kill=True)
+                raise
+            for worker in ready:
+                self._idle.put(worker)
+            self._size += len(ready)
 
     def parse_ahead(
         self,
@@ -127,16 +155,16 @@ class ParserPool:
     ) -> None:
         """Start parsing a mail that `parse` will be asked for next.
 
-        The IMAP intake calls this for the next mail of a batch while the
-        current one is applied, so the second worker parses while the first
-        mail's transaction runs. Only the newest few are kept: a mail that is
-        never asked for costs a parse and nothing else.
+        The IMAP intake calls this for the next mails of a batch while the
+        current one is applied, so the workers parse while the mail's
+        transaction runs. Only the newest few are kept: a mail that is never
+        asked for costs a parse and nothing else.
         """
         request: Request = (raw, envelope_sender, envelope_recipients)
         future = self._ahead.submit(self._parse_now, *request)
         with self._started_lock:
             self._started[id(raw)] = (request, future)  # raw held: id stays unique
-            while len(self._started) > _AHEAD:
+            while len(self._started) > self._kept:
                 del self._started[next(iter(self._started))]
 
     def parse(
@@ -160,12 +188,14 @@ class ParserPool:
         envelope_sender: str | None,
         envelope_recipients: tuple[str, ...],
     ) -> InboundMail:
+        if self._starting:  # asked before wait_ready(): wait here
+            self.wait_ready()
         worker = self._idle.get()
         try:
             answer = self._ask(worker, raw, envelope_sender, envelope_recipients)
         except (ParseTimeout, UnparseableMail):
             worker.stop(kill=True)
-            worker = _Worker(self._context, self._args)
+            worker = _Worker(self._context, self._args).wait_ready()
             raise
         finally:
             self._idle.put(worker)
@@ -204,10 +234,19 @@ class ParserPool:
         self._is_closed = True
         self._ahead.shutdown(wait=True, cancel_futures=True)
         self._started.clear()
+        with self._starting_lock:
+            starting, self._starting = self._starting, []
+        for worker in starting:  # closed before they were waited for
+            worker.stop(kill=True)
         for _ in range(self._size):
             self._idle.get().stop(kill=False)
 
     def __enter__(self) -> ParserPool:
+        try:
+            self.wait_ready()
+        except UnparseableMail:
+            self.close()
+            raise
         return self
 
     def __exit__(

@@ -121,7 +121,7 @@ def test_every_mail_reaches_handler_once_and_leaves_inbox(
 
 
 @pytest.mark.integration
-def test_next_mail_is_prepared_ahead_except_one_over_the_limit(
+def test_next_mails_are_prepared_ahead_except_one_over_the_limit(
     clean_mailbox: DovecotServer,
 ) -> None:
     small = [make_mail(f"ahead {i}") for i in range(4)]
@@ -130,7 +130,8 @@ def test_next_mail_is_prepared_ahead_except_one_over_the_limit(
     for raw in mails:
         clean_mailbox.append(HELPDESK, raw)
     ahead: list[bytes] = []
-    handler = RecordingHandler()
+    prepared_when_handled: list[list[bytes]] = []
+    handler = RecordingHandler(before=lambda _o: prepared_when_handled.append([*ahead]))
     intake = ImapIntake(
         clean_mailbox.settings(), handler, max_mail_bytes=2000, prepare=ahead.append
     )
@@ -138,9 +139,15 @@ def test_next_mail_is_prepared_ahead_except_one_over_the_limit(
         assert intake.run_once() == 5
     finally:
         intake.close()
-    # while each mail is handled, the next one is handed over to be prepared;
+    # while a mail is handled, the next two are handed over to be prepared;
     # the one over the limit is refused by its size and never parsed
-    assert ahead == [small[1], small[2], small[3]]
+    assert prepared_when_handled == [
+        [small[1]],  # and the big one, skipped
+        [small[1], small[2]],
+        [small[1], small[2], small[3]],  # when the big one is handled
+        [small[1], small[2], small[3]],
+        [small[1], small[2], small[3]],
+    ]
     assert [raw for _o, raw in handler.seen][:2] == small[:2]
     assert clean_mailbox.list_uids(HELPDESK, "INBOX") == []
 

@@ -251,7 +251,9 @@ def test_attachments_keep_their_bytes_and_names(filename: str) -> None:
 
 
 STOCK = email.policy.compat32.clone(linesep="\r\n", max_line_length=998)
-WORDS = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=60)
+WORDS = st.text(
+    st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=60
+)
 
 
 def header_values(text: str, words: list[str]) -> list[str]:

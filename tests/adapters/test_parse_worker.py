@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -132,9 +133,28 @@ def test_close_twice_is_harmless() -> None:
     pool.close()
 
 
-def test_a_worker_that_cannot_start_is_reported() -> None:
+def test_a_worker_that_cannot_start_is_reported_when_waited_for() -> None:
+    pool = ParserPool(ParseLimits(), parse_seconds=5, workers=2, target=DiesOnArrival())
     with pytest.raises(UnparseableMail, match="failed to start: exit code 4"):
-        ParserPool(ParseLimits(), parse_seconds=5, workers=1, target=DiesOnArrival())
+        pool.wait_ready()
+    assert parsers_alive() == []
+    pool.close()  # nothing left to stop: returns
+
+
+def test_a_pool_closed_before_its_workers_are_ready_stops_them() -> None:
+    pool = ParserPool(ParseLimits(), parse_seconds=5, workers=2)
+    assert len(parsers_alive()) == 2  # started, not waited for
+    pool.close()
+    assert parsers_alive() == []
+
+
+def test_a_parse_before_wait_ready_waits_for_the_workers() -> None:
+    with ParserPool(ParseLimits(), parse_seconds=30, workers=2) as pool:
+        assert pool.parse(NORMAL).message_id == "en-0001@mail.example.com"
+
+
+def parsers_alive() -> list[multiprocessing.process.BaseProcess]:
+    return [p for p in multiprocessing.active_children() if p.name == "maild-parser"]
 
 
 def counted(path: Path, raw: bytes) -> bytes:
@@ -175,14 +195,15 @@ def test_a_parse_ahead_serves_only_the_same_request(
 def test_only_the_newest_parses_ahead_are_kept(
     pool: ParserPool, tmp_path: Path
 ) -> None:
-    logs = [tmp_path / f"parses{i}" for i in range(3)]
+    logs = [tmp_path / f"parses{i}" for i in range(4)]
     mails = [counted(log, NORMAL) for log in logs]
     for raw in mails:
         pool.parse_ahead(raw)
     for raw in mails:
         pool.parse(raw)
-    # the oldest was dropped and parsed again when asked for; memory stays bounded
-    assert [parses_of(log) for log in logs] == [2, 1, 1]
+    # one more than the workers are kept (the mail in hand, one a worker); the
+    # oldest was dropped and parsed again when asked for; memory stays bounded
+    assert [parses_of(log) for log in logs] == [2, 1, 1, 1]
 
 
 def test_a_failure_ahead_reaches_the_caller_and_the_pool_recovers(
