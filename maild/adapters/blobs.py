@@ -3,13 +3,15 @@
 Files are named by the sha256 of their bytes, never by anything from the
 mail, so an attachment name cannot become a path.
 
-A blob is written and renamed into place at once; its flush to disk runs on a
-thread of its own, so the handling of the mail goes on meanwhile, and every
-durable commit waits for the flushes before it (Store.transaction): nothing
-committed ever names a blob a power cut could lose. A file a power cut left
-short (renamed, never flushed) is written again by the next put of the same
-bytes: the IMAP intake fetches the mail again, since it leaves the inbox only
-after its commit.
+A blob is named at once (its sha256) and written, renamed into place and
+flushed to disk on a thread of its own, so the handling of the mail goes on
+meanwhile (file creation waits on the file system's journal while other
+files are flushed), and every durable commit waits for the writes before it
+(Store.transaction): nothing committed ever names a blob a power cut could
+lose, and a write that fails fails that commit. A file a power cut left short
+(renamed, never flushed) is written again by the next put of the same bytes:
+the IMAP intake fetches the mail again, since it leaves the inbox only after
+its commit.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 
@@ -35,29 +37,13 @@ class BlobStore:
         return self.directory / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> str:
-        """Store data (once) and return its sha256; wait_durable() flushes it."""
+        """Store data (once) and return its sha256; wait_durable() waits for it."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.path_for(digest)
-        folders = [path.parent]
-        try:
-            if path.stat().st_size == len(data):
-                return digest
-        except FileNotFoundError:
-            if not path.parent.is_dir():  # new folders: their parents record them
-                folders += [path.parent.parent, self.directory]
-                path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         with self._lock:
             if self._flusher is None:
                 self._flusher = ThreadPoolExecutor(1, thread_name_prefix="maild-blobs")
-            self._flushing.append(self._flusher.submit(_flush, path, folders))
+            self._flushing.append(self._flusher.submit(_write, path, data))
         return digest
 
     def wait_durable(self) -> None:
@@ -68,7 +54,12 @@ class BlobStore:
             future.result()
 
     def get(self, sha256: str) -> bytes:
-        return self.path_for(sha256).read_bytes()
+        """The bytes of a blob; one still being written is waited for."""
+        path = self.path_for(sha256)
+        with self._lock:
+            writing = list(self._flushing)  # left for the commits to check
+        wait(writing)
+        return path.read_bytes()
 
     def close(self) -> None:
         """Finish the flushes under way and stop the flushing thread."""
@@ -76,6 +67,27 @@ class BlobStore:
             flusher, self._flusher = self._flusher, None
         if flusher is not None:
             flusher.shutdown(wait=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write data at path unless it is there whole, then flush it to disk."""
+    folders = [path.parent]
+    try:
+        if path.stat().st_size == len(data):
+            return
+    except FileNotFoundError:
+        if not path.parent.is_dir():  # new folders: their parents record them
+            folders += [path.parent.parent, path.parent.parent.parent]
+            path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _flush(path, folders)
 
 
 def _flush(path: Path, folders: list[Path]) -> None:

@@ -238,3 +238,39 @@ def test_a_durable_commit_waits_for_the_blobs_it_names(
     again = store.register_mail(origin, "c" * 64, "", "", b"kept bytes", NOW)
     assert again.state == MailState.DONE
     assert len(flushed) == 2
+
+
+def test_a_blob_is_read_once_its_write_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = blobs_module._write
+
+    def slow_write(path: Path, data: bytes) -> None:
+        time.sleep(0.2)  # put() has returned; the file is not there yet
+        real_write(path, data)
+
+    monkeypatch.setattr(blobs_module, "_write", slow_write)
+    blobs = BlobStore(tmp_path)
+    digest = blobs.put(b"written later")
+    assert blobs.get(digest) == b"written later"
+    blobs.close()
+
+
+def test_a_blob_that_cannot_be_written_fails_the_commit_that_names_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(source: str, target: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    origin = MailOrigin(source="smtp")
+    monkeypatch.setattr(blobs_module.os, "replace", disk_full)
+    record = store.register_mail(origin, "d" * 64, "", "", b"no room", NOW)
+    with pytest.raises(OSError, match="No space left"), store.transaction() as tx:
+        tx.finish_mail(record.id, MailState.DONE, "ticket", None, NOW)
+    monkeypatch.undo()
+    # rolled back: the mail is still to handle, and its bytes are written then
+    again = store.register_mail(origin, "d" * 64, "", "", b"no room", NOW)
+    assert (again.id, again.state, again.attempts) == (record.id, MailState.PENDING, 2)
+    with store.transaction() as tx:
+        tx.finish_mail(record.id, MailState.DONE, "ticket", None, NOW)
+    assert store.blobs.get(hashlib.sha256(b"no room").hexdigest()) == b"no room"
