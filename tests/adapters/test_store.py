@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from maild.adapters import blobs as blobs_module
+from maild.adapters import database as database_module
 from maild.adapters.blobs import BlobStore
 from maild.adapters.database import (
     HEAD_REVISION,
@@ -27,6 +29,7 @@ from maild.adapters.models import TicketRow, WatcherRow
 from maild.adapters.report import list_tickets
 from maild.adapters.store import MailState, Store
 from maild.domain import Attachment, EventKind, MailOrigin, TicketState
+from maild.errors import StoreUnavailable
 
 NOW = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
 
@@ -274,3 +277,25 @@ def test_a_blob_that_cannot_be_written_fails_the_commit_that_names_it(
     with store.transaction() as tx:
         tx.finish_mail(record.id, MailState.DONE, "ticket", None, NOW)
     assert store.blobs.get(hashlib.sha256(b"no room").hexdigest()) == b"no room"
+
+
+def test_a_database_locked_too_long_is_unavailable_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'maild.db'}"
+    upgrade(url)
+    monkeypatch.setattr(database_module, "SQLITE_BUSY_SECONDS", 0.2)
+    store = Store(make_engine(url), BlobStore(tmp_path / "blobs"))
+    other = sqlite3.connect(tmp_path / "maild.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writes, for long
+    try:
+        for relaxed in (True, False):  # the lock is met in BEGIN IMMEDIATE
+            with (
+                pytest.raises(StoreUnavailable, match="database is locked"),
+                store.transaction(relaxed=relaxed) as tx,
+            ):
+                tx.next_sequence("locked")
+    finally:
+        other.rollback()
+        other.close()
+        store.close()
