@@ -23,7 +23,7 @@ from maild.adapters.imap_intake import ImapIntake
 from maild.adapters.mailer import make_mailer
 from maild.adapters.message import build_message
 from maild.adapters.outbox import Flag, OutboxSender
-from maild.adapters.parse_worker import ParserPool
+from maild.adapters.parse_worker import AHEAD, ParserPool
 from maild.adapters.scheduler import SlaTicker
 from maild.adapters.smtp_intake import SmtpIntake
 from maild.adapters.store import Store, open_store
@@ -182,6 +182,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 handler,
                 max_mail_bytes=settings.limits.max_mail_bytes,
                 prepare=parts.parser.parse_ahead,
+                prepare_ahead=AHEAD,
             )
             try:
                 imap.run_once(stop)  # a server maild cannot work with stops it here

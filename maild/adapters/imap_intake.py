@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 _IMAP_ERRORS: Final = (imaplib.IMAP4.error, OSError)
 _BATCH: Final = 50  # UIDs per FETCH of sizes
 _FETCH_BYTES: Final = 16 * 1024 * 1024  # bodies per FETCH, at least one mail
-# Mails handed to prepare ahead of the one handled: two keep both parse
-# workers busy, and a large mail's parse runs while smaller ones are applied.
-_AHEAD: Final = 2
 _BACKOFF_START: Final = 1.0
 _BACKOFF_MAX: Final = 60.0
 _IDLE_CHECK_SECONDS: Final = 1.0  # how soon a stop request is noticed
@@ -105,9 +102,11 @@ class ImapIntake:
         timeout_seconds: float = 30.0,
         max_mail_bytes: int | None = None,
         prepare: Callable[[bytes], None] | None = None,
+        prepare_ahead: int = 1,
     ) -> None:
         self._settings = settings
-        self._prepare = prepare  # starts on the next mail while one is handled
+        self._prepare = prepare  # starts on the next mails while one is handled
+        self._ahead = max(1, prepare_ahead)
         self._max_bytes = max_mail_bytes  # larger announced: body never fetched
         self._handler = handler
         self._idle_renew = idle_renew_seconds  # RFC 2177: renew before 29 min
@@ -253,14 +252,14 @@ class ImapIntake:
         not apply again.
         """
         finished: dict[str, list[int]] = {}
-        for uid, raw in fetched[1:_AHEAD]:
+        for uid, raw in fetched[1 : self._ahead]:
             self._prepare_next(uid, raw, sizes)
         try:
             for index, (uid, raw) in enumerate(fetched):
                 if self._stop.is_set():
                     break  # stopping: the rest stays in the inbox
-                if index + _AHEAD < len(fetched):
-                    self._prepare_next(*fetched[index + _AHEAD], sizes)
+                if index + self._ahead < len(fetched):
+                    self._prepare_next(*fetched[index + self._ahead], sizes)
                 folder = self._handle_one(uid, raw, sizes[uid])
                 finished.setdefault(folder, []).append(uid)
         finally:

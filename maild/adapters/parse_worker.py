@@ -32,6 +32,9 @@ ParseFunction = Callable[[bytes, str | None, tuple[str, ...], ParseLimits], Inbo
 Request = tuple[bytes, str | None, tuple[str, ...]]
 _STOP_SECONDS = 5.0
 _START_SECONDS = 60.0
+# Mails a caller may have parsed ahead of the one in hand: a large mail's
+# parse then starts while several smaller ones are applied, not just one.
+AHEAD = 6
 
 
 def _serve(
@@ -117,11 +120,11 @@ class ParserPool:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._is_closed = False
         # one thread a worker waits on its answer; the parses kept are those
-        # of the mail in hand and of one more mail a worker
+        # of the mail in hand and of the AHEAD next ones
         self._ahead = ThreadPoolExecutor(
             workers, thread_name_prefix="maild-parse-ahead"
         )
-        self._kept = workers + 1
+        self._kept = AHEAD + 1
         self._started: dict[int, tuple[Request, Future[InboundMail]]] = {}
         self._started_lock = threading.Lock()
         # started together, and waited for in wait_ready(): their imports

@@ -133,7 +133,11 @@ def test_next_mails_are_prepared_ahead_except_one_over_the_limit(
     prepared_when_handled: list[list[bytes]] = []
     handler = RecordingHandler(before=lambda _o: prepared_when_handled.append([*ahead]))
     intake = ImapIntake(
-        clean_mailbox.settings(), handler, max_mail_bytes=2000, prepare=ahead.append
+        clean_mailbox.settings(),
+        handler,
+        max_mail_bytes=2000,
+        prepare=ahead.append,
+        prepare_ahead=2,
     )
     try:
         assert intake.run_once() == 5

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from maild.adapters.parse_worker import ParserPool
+from maild.adapters.parse_worker import AHEAD, ParserPool
 from maild.core.parse import ParseLimits, parse_mail
 from maild.domain import InboundMail
 from maild.errors import MailTooLarge, ParseTimeout, UnparseableMail
@@ -195,15 +195,15 @@ def test_a_parse_ahead_serves_only_the_same_request(
 def test_only_the_newest_parses_ahead_are_kept(
     pool: ParserPool, tmp_path: Path
 ) -> None:
-    logs = [tmp_path / f"parses{i}" for i in range(4)]
+    logs = [tmp_path / f"parses{i}" for i in range(AHEAD + 2)]
     mails = [counted(log, NORMAL) for log in logs]
     for raw in mails:
         pool.parse_ahead(raw)
     for raw in mails:
         pool.parse(raw)
-    # one more than the workers are kept (the mail in hand, one a worker); the
-    # oldest was dropped and parsed again when asked for; memory stays bounded
-    assert [parses_of(log) for log in logs] == [2, 1, 1, 1]
+    # the mail in hand and the AHEAD next are kept; the oldest was dropped and
+    # parsed again when asked for; memory stays bounded
+    assert [parses_of(log) for log in logs] == [2] + [1] * (AHEAD + 1)
 
 
 def test_a_failure_ahead_reaches_the_caller_and_the_pool_recovers(
