@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
+from maild.adapters.database import Checkpointer, is_sqlite
 from maild.adapters.imap_intake import ImapIntake
 from maild.adapters.mailer import make_mailer
 from maild.adapters.message import build_message
@@ -68,8 +69,12 @@ def build(
     *,
     migrate: bool = True,
     parse_workers: int = 2,
+    checkpoints: bool = True,
 ) -> Parts:
-    """Wire the service and its adapters from settings."""
+    """Wire the service and its adapters from settings.
+
+    checkpoints=False: commits leave SQLite's checkpoints to a Checkpointer.
+    """
     limits = settings.limits
     parser = ParserPool(  # its workers start while the rest is built
         ParseLimits(
@@ -82,7 +87,7 @@ def build(
         workers=parse_workers,
     )
     try:
-        store = open_store(settings, migrate=migrate)
+        store = open_store(settings, migrate=migrate, checkpoints=checkpoints)
         service = Service(
             settings, store, parser, make_renderer(settings), build_message, clock
         )
@@ -110,8 +115,9 @@ def make_renderer(settings: Settings) -> TemplateRenderer:
 
 
 def build_sender(settings: Settings, wakeup: Flag) -> tuple[OutboxSender, Store]:
-    """The outbox sender of the sending process, with a store of its own."""
-    store = open_store(settings, migrate=False)
+    """The outbox sender of the sending process, with a store of its own;
+    its commits leave SQLite's checkpoints to the daemon's Checkpointer."""
+    store = open_store(settings, migrate=False, checkpoints=False)
     outbound = Outbound(settings, make_renderer(settings), build_message)
     return _sender(settings, store, outbound, system_clock, wakeup), store
 
@@ -157,12 +163,16 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     clock: an injected clock is for build(), whose parts tests drive.
     """
     stop = stop or threading.Event()
-    parts = build(settings)
+    parts = build(settings, checkpoints=False)  # the Checkpointer does them
     sending = SendingProcess(settings)
     threads: list[threading.Thread] = []
     intake: SmtpIntake | None = None
     ticker: SlaTicker | None = None
+    checkpointer: Checkpointer | None = None
     try:  # whatever fails from here, the finally stops what was started
+        if is_sqlite(settings.database_url):
+            checkpointer = Checkpointer(settings.database_url)
+            checkpointer.start()
         sending.start()
         _settle_memory()
         handler = SafeHandler(parts, sending.wake)
@@ -204,6 +214,8 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             thread.join(max(0.0, deadline - time.monotonic()))
         # then the outbox sends what they queued, and stops
         sending.stop(max(1.0, deadline - time.monotonic()))
+        if checkpointer is not None:
+            checkpointer.stop()
         parts.close()
     return 0
 

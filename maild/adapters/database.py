@@ -9,6 +9,9 @@ schema is owned by Alembic; `upgrade` brings any database to head.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +36,13 @@ WRITE_OPTION = "maild_write"  # execution option: this transaction writes
 RELAXED_OPTION = "maild_relaxed"
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for url, with SQLite set up for several writers."""
+def make_engine(url: str, *, checkpoints: bool = True) -> Engine:
+    """Create the engine for url, with SQLite set up for several writers.
+
+    checkpoints=False: a commit never copies SQLite's write-ahead log into the
+    database file itself, as it does once the log holds 1,000 pages; a
+    Checkpointer does it on a thread of its own (the daemon's).
+    """
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, future=True)
     engine = create_engine(
@@ -49,6 +57,8 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        if not checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -96,3 +106,46 @@ def is_up_to_date(engine: Engine) -> bool:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+class Checkpointer:
+    """Copies SQLite's write-ahead log into the database file, on a thread.
+
+    With a large database, that copy writes pages all over the file and waits
+    for the disk; done by a commit, as SQLite does by default, it stalled the
+    mail whose commit it was. The daemon's connections leave it to this
+    thread (make_engine(checkpoints=False)), which runs a PASSIVE checkpoint
+    every `seconds` on a connection of its own: writers and readers go on
+    meanwhile. The last connection to close checkpoints what is left.
+    """
+
+    def __init__(self, url: str, seconds: float = 0.5) -> None:
+        self._path = make_url(url).database or ""
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="maild-checkpoints", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Copy what the log holds into the database file, as far as readers allow."""
+        try:
+            with closing(
+                sqlite3.connect(self._path, timeout=SQLITE_BUSY_SECONDS)
+            ) as db:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the next round tries again
+            log.warning("sqlite checkpoint failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            self.checkpoint()

@@ -637,9 +637,12 @@ def staff_roles(session: Session) -> dict[str, str]:
     return {address: role for address, role in session.execute(_STAFF_ROLES)}
 
 
-def open_store(settings: Settings, *, migrate: bool) -> Store:
-    """Connect to the database (migrating SQLite when asked) and the blobs."""
-    engine = make_engine(settings.database_url)
+def open_store(settings: Settings, *, migrate: bool, checkpoints: bool = True) -> Store:
+    """Connect to the database (migrating SQLite when asked) and the blobs.
+
+    checkpoints=False: see make_engine; the daemon's Checkpointer does them.
+    """
+    engine = make_engine(settings.database_url, checkpoints=checkpoints)
     if migrate and is_sqlite(settings.database_url) and not is_up_to_date(engine):
         settings.storage_dir.mkdir(parents=True, exist_ok=True)
         upgrade(settings.database_url)

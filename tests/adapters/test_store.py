@@ -20,6 +20,7 @@ from maild.adapters import database as database_module
 from maild.adapters.blobs import BlobStore
 from maild.adapters.database import (
     HEAD_REVISION,
+    Checkpointer,
     alembic_config,
     is_up_to_date,
     make_engine,
@@ -298,4 +299,31 @@ def test_a_database_locked_too_long_is_unavailable_not_a_bug(
     finally:
         other.rollback()
         other.close()
+        store.close()
+
+
+def test_without_checkpoints_commits_leave_the_log_to_the_checkpointer(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'maild.db'}"
+    upgrade(url)
+    database = tmp_path / "maild.db"
+    store = Store(make_engine(url, checkpoints=False), BlobStore(tmp_path / "blobs"))
+    checkpointer = Checkpointer(url, seconds=3600)  # by hand in this test
+    try:
+        before = database.stat().st_size
+        for batch in range(40):  # past the 1,000 pages a commit would copy
+            with store.transaction() as tx:
+                tx.session.execute(
+                    text("INSERT INTO counters (name, value) VALUES (:n, :v)"),
+                    [{"n": f"c{batch}-{i}-{'x' * 200}", "v": i} for i in range(200)],
+                )
+        assert database.stat().st_size == before  # all of it still in the log
+        checkpointer.checkpoint()
+        assert database.stat().st_size > before + 1_000_000
+        with store.reading() as session:  # nothing lost on the way
+            count = session.execute(text("SELECT count(*) FROM counters")).scalar()
+        assert count == 40 * 200
+    finally:
+        checkpointer.stop()
         store.close()
