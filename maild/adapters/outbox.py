@@ -101,17 +101,32 @@ class OutboxSender:
         self.wakeup: Flag = wakeup if wakeup is not None else threading.Event()
 
     def deliver_due(self) -> int:
-        """Send every mail that is due now; return how many were accepted."""
+        """Send every mail that is due now; return how many were accepted.
+
+        In rounds of BATCH, until a round finds fewer or the relay defers: a
+        backlog is not left waiting for the next ring of the doorbell (the
+        rings stop with the burst that caused them).
+        """
+        total = 0
+        while True:
+            due = self._due(self.clock())
+            accepted, is_deferred = self._deliver(due)
+            total += accepted
+            if is_deferred or len(due) < BATCH:
+                return total
+
+    def _deliver(self, due: list[Due]) -> tuple[int, bool]:
+        """Send one round; return how many were accepted and if the relay deferred."""
         accepted: list[int] = []
         try:
-            for item in self._due(self.clock()):
+            for item in due:
                 try:
                     self.mailer.send(
                         item.message_id, self.sender, item.recipients, item.data
                     )
                 except DeliveryDeferred as exc:
                     self._defer(item, str(exc))
-                    break  # the relay is unwell: stop this round, keep the order
+                    return len(accepted), True  # the relay is unwell: keep the order
                 except DeliveryFailed as exc:
                     self._fail(item.id, str(exc))
                 else:
@@ -120,7 +135,7 @@ class OutboxSender:
             # One commit for the round: the intake keeps the write lock to itself.
             # A crash before it resends those mails, with the same Message-IDs.
             self._mark_sent(accepted)
-        return len(accepted)
+        return len(accepted), False
 
     def run(self, stop: StopFlag, idle_seconds: float = 5.0) -> None:
         """Deliver until stop is set; wake early when poked through .wakeup."""

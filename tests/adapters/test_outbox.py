@@ -19,7 +19,7 @@ from maild.adapters.blobs import BlobStore
 from maild.adapters.database import make_engine
 from maild.adapters.mailer import SmtpRelay
 from maild.adapters.models import EventRow, OutboxRow
-from maild.adapters.outbox import FailedDelivery, OutboxSender, outbox_counts
+from maild.adapters.outbox import BATCH, FailedDelivery, OutboxSender, outbox_counts
 from maild.adapters.store import Store, Tx
 from maild.config import load_settings
 from maild.domain import MailOrigin
@@ -257,3 +257,18 @@ def test_a_stop_flushes_what_is_due(desk: Desk, smtp_sink: SmtpSink) -> None:
 
 def _unavailable(caplog: pytest.LogCaptureFixture) -> int:
     return sum("database unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_backlog_larger_than_a_round_is_sent_at_once(
+    desk: Desk, smtp_sink: SmtpSink
+) -> None:
+    # a burst left more than one round of mail; the doorbell rang for it while
+    # the sender was busy and rings no more: one call must send it all, not
+    # one round now and the next after the idle wait
+    for n in range(BATCH // 2 + 5):  # two notifications each
+        desk.mail(f"Imprimante {n}", sender=f"user{n}@example.com")
+    queued = len(desk.rows())
+    assert queued > BATCH
+    assert desk.outbox.deliver_due() == queued
+    assert {r.state for r in desk.rows()} == {"sent"}
+    assert len(smtp_sink.messages) == queued
