@@ -8,6 +8,7 @@ recipients are valid. No I/O beyond the clock for the Date header.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import logging
 import re
@@ -16,11 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from email import policy
 from email.charset import BASE64, Charset
-from email.encoders import encode_base64
 from email.header import Header
-from email.mime.base import MIMEBase
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr
 from typing import Final
 from urllib.parse import quote
@@ -29,11 +26,13 @@ from maild.domain import Attachment, OutboundMail
 
 log = logging.getLogger(__name__)
 
-# The compat32 classes: the header registry of the newer API parses and
-# refolds every header, which made building a notification 2.5 times slower.
-# Values are cleaned before they get here; non-ASCII text goes out as RFC 2047
+# The mail is written here, part by part, in the layout the email package's
+# compat32 generator gives (the bytes are the same; building the message
+# objects and generating them cost twice as much): the header registry of the
+# newer API parses and refolds every header, 2.5 times slower still. Values
+# are cleaned before they get here; non-ASCII text goes out as RFC 2047
 # encoded words, bodies as quoted-printable or base64, so any relay takes them.
-# Headers come folded from here; the generator only keeps lines under 998.
+# Headers come folded from here; the policy only keeps lines under 998.
 _CRLF: Final = "\r\n"
 _FOLD_AT: Final = 78
 _MAX_LINE: Final = 998
@@ -66,6 +65,7 @@ _RFC2231_PIECE: Final = 60
 # Every character str.splitlines() breaks on, and NUL: none may reach a header.
 _TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _BREAKS: Final = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00]")
+_LINE_BREAK: Final = re.compile(rb"\r\n|\r|\n")  # in a body, as the generator sees them
 _LOCAL: Final = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 )
@@ -108,12 +108,6 @@ def build_message(
     message_id = _msg_id(mail.message_id)
     if sender is None or not message_id:
         raise ValueError("bad From address or Message-ID")
-    body = [_text_part("plain", mail.text), _text_part("html", mail.html)]
-    msg = MIMEMultipart("alternative", _boundary(), body, policy=_POLICY)
-    if mail.attachments:
-        del msg["MIME-Version"]  # belongs to the top level only
-        parts = [msg, *map(_attachment_part, mail.attachments)]
-        msg = MIMEMultipart("mixed", _boundary(), parts, policy=_POLICY)
     headers: list[tuple[str, str]] = [
         ("From", _mailbox(clean_header(from_name), sender)),
         ("To", ", ".join(recipients)),
@@ -133,41 +127,70 @@ def build_message(
             headers.append((name, _text_header(name, clean_header(value))))
         else:
             log.warning("msgid=%s extra header %r skipped", message_id, name)
-    own = list(msg.items())  # MIME-Version, Content-Type: after ours
-    for name in {name for name, _ in own}:
-        del msg[name]
-    for name, value in (*headers, *own):
-        msg[name] = value
-    return msg.as_bytes(policy=_POLICY)
+    whole = _multipart(
+        "alternative",
+        [_text_part("plain", mail.text), _text_part("html", mail.html)],
+    )
+    if mail.attachments:
+        whole = _multipart("mixed", [whole, *map(_attachment_part, mail.attachments)])
+    content_type, body = whole
+    headers += [content_type, ("MIME-Version", "1.0")]
+    return _header_block(headers) + body
+
+
+# A part: its Content-Type header (the first of its headers) and the rest:
+# its other headers, the blank line and its body, as the email package's
+# generator writes them (compat32, CRLF), which the tests compare against.
+_Part = tuple[tuple[str, str], bytes]
+
+
+def _header_block(headers: list[tuple[str, str]]) -> bytes:
+    return b"".join(_POLICY.fold_binary(name, value) for name, value in headers)
+
+
+def _multipart(subtype: str, parts: list[_Part]) -> _Part:
+    boundary = _boundary()
+    delimiter = f"--{boundary}\r\n".encode()
+    body = b"\r\n".join(
+        delimiter + _header_block([content_type]) + rest for content_type, rest in parts
+    )
+    close = f"\r\n--{boundary}--\r\n".encode()
+    content_type = ("Content-Type", f'multipart/{subtype}; boundary="{boundary}"')
+    return content_type, b"\r\n" + body + close
 
 
 def _boundary() -> str:
     """A boundary no part can contain: "=_" never occurs in quoted-printable
-    or base64, so the generator need not search the parts for it."""
+    or base64, so nothing need search the parts for it."""
     return f"=_maild_{secrets.token_hex(12)}"
 
 
-def _text_part(subtype: str, text: str) -> MIMENonMultipart:
-    part = MIMENonMultipart("text", subtype, policy=_POLICY, charset="utf-8")
-    del part["MIME-Version"]  # belongs to the top level only
-    part["Content-Transfer-Encoding"] = "quoted-printable"
+def _text_part(subtype: str, text: str) -> _Part:
     # binascii's encoder is C; the email package's is Python, 5 times slower
     data = binascii.b2a_qp(_clean_body(text).encode(), istext=True)
-    part.set_payload(data.decode("ascii"))
-    return part
+    rest = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + _crlf(data)
+    return ("Content-Type", f'text/{subtype}; charset="utf-8"'), rest
 
 
-def _attachment_part(attachment: Attachment) -> MIMEBase:
+def _attachment_part(attachment: Attachment) -> _Part:
     """Attach bytes under a cleaned-up name (the name is never a path here)."""
     maintype, _, subtype = attachment.content_type.partition("/")
     if not _TOKEN.fullmatch(maintype) or not _TOKEN.fullmatch(subtype):
         maintype, subtype = "application", "octet-stream"
-    part = MIMEBase(maintype, subtype, policy=_POLICY)
-    del part["MIME-Version"]
-    part.set_payload(attachment.data)
-    encode_base64(part)
-    part["Content-Disposition"] = _disposition(safe_filename(attachment.filename))
-    return part
+    disposition = _disposition(safe_filename(attachment.filename))
+    headers = _header_block(
+        [
+            ("Content-Transfer-Encoding", "base64"),
+            ("Content-Disposition", disposition),
+        ]
+    )
+    rest = headers + b"\r\n" + _crlf(base64.encodebytes(attachment.data))
+    return ("Content-Type", f"{maintype}/{subtype}"), rest
+
+
+def _crlf(data: bytes) -> bytes:
+    """Every line break as CRLF, as the generator writes a body."""
+    return _LINE_BREAK.sub(b"\r\n", data)
 
 
 def _disposition(filename: str) -> str:
