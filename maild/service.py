@@ -400,7 +400,7 @@ class Service:
                 source_mail_id=record.id,
             )
             set_timers(row, timers)
-            tx.add(row)
+            tx.add_ticket(row)
             add_watchers(tx, row, watchers)
             event_id = add_mail_event(
                 tx,

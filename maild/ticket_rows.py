@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from maild.adapters.models import TicketRow, WatcherRow
+from maild.adapters.models import TicketRow
 from maild.adapters.store import Tx, attachments_of, watchers_of
 from maild.core.permissions import TicketFacts
 from maild.core.timers import Timers
@@ -67,10 +67,7 @@ def ticket_view(
 
 
 def add_watchers(tx: Tx, row: TicketRow, watchers: tuple[Person, ...]) -> None:
-    for watcher in watchers:
-        tx.session.add(
-            WatcherRow(ticket_id=row.id, name=watcher.name, address=watcher.address)
-        )
+    tx.add_watchers(row.id, [(w.name, w.address) for w in watchers])
 
 
 def timers_of(row: TicketRow) -> Timers:

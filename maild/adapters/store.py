@@ -154,6 +154,10 @@ _OPENING_MESSAGE_ID = (
 )
 _ATTACHMENTS = cast(Table, AttachmentRow.__table__)
 _ADD_ATTACHMENT = insert(_ATTACHMENTS)
+_TICKETS = cast(Table, TicketRow.__table__)
+_TICKET_COLUMNS = tuple(c.key for c in _TICKETS.columns if c.key != "id")
+_ADD_TICKET = insert(_TICKETS).returning(_TICKETS.c.id)
+_ADD_WATCHER = insert(cast(Table, WatcherRow.__table__))
 _STAFF = cast(Table, StaffRow.__table__)
 _STAFF_ROLES = select(_STAFF.c.address, _STAFF.c.role)
 _PENDING_MAIL = and_(
@@ -209,6 +213,27 @@ class Tx:
     def add(self, row: object) -> None:
         self.session.add(row)
         self.session.flush()
+
+    def add_ticket(self, row: TicketRow) -> None:
+        """Insert a new ticket and set its id; the row stays out of the session.
+
+        The unit of work's flush of one object cost the opening of a ticket
+        more than the statement did: nothing changes the new row afterwards
+        in the transaction that creates it.
+        """
+        values = {key: getattr(row, key) for key in _TICKET_COLUMNS}
+        row.id = int(self.session.execute(_ADD_TICKET, values).scalar_one())
+
+    def add_watchers(self, ticket_id: int, watchers: Sequence[tuple[str, str]]) -> None:
+        """Add (name, address) watchers to a ticket."""
+        if watchers:
+            self.session.execute(
+                _ADD_WATCHER,
+                [
+                    {"ticket_id": ticket_id, "name": name, "address": address}
+                    for name, address in watchers
+                ],
+            )
 
     def add_event(
         self,
