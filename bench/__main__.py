@@ -149,20 +149,33 @@ def _latency(args: argparse.Namespace, work: Path, server: DovecotServer) -> dic
 
 
 def _scale(
-    args: argparse.Namespace, work: Path, server: DovecotServer, url: str, name: str
+    args: argparse.Namespace,
+    work: Path,
+    server: DovecotServer,
+    urls: tuple[str, str],
+    name: str,
 ) -> dict[str, Any]:
+    """Fill the first database, then time the burst on an empty one (the second)
+    and at once on the filled one: this machine's speed drifts by the minute,
+    so the comparison is made between two runs back to back."""
+    url, empty_url = urls
     _say(f"scale {name}: filling {args.scale_tickets:,} tickets")
     filled = fill(url, args.scale_tickets, seed=args.seed)
-    _say(f"scale {name}: filled in {filled['fill_seconds']} s; throughput run")
+    _say(f"scale {name}: filled in {filled['fill_seconds']} s; empty, then filled")
+    mails = args.corpus.mails()
+    fill_inbox(server, mails)
+    control = run_throughput(
+        work / f"scale-empty-{name}", server, mails, database_url=empty_url
+    )
     probe = DbProbe(url)
     since = probe.highest_ids()
     probe.close()
-    mails = args.corpus.mails()
     fill_inbox(server, mails)
     run = run_throughput(
         work / f"scale-{name}", server, mails, database_url=url, since=since
     )
-    return {"fill": filled, "run": run}
+    change = run["mails_per_s"] / control["mails_per_s"] - 1
+    return {"fill": filled, "empty": control, "run": run, "change": round(change, 3)}
 
 
 def _postgres(
@@ -182,9 +195,12 @@ def _postgres(
                 work / "tp-pg", server, mails, database_url=url
             )
         if "scale" in args.only:
-            url = pg.url(pg.create_database("bench_scale"))
+            urls = (
+                pg.url(pg.create_database("bench_scale")),
+                pg.url(pg.create_database("bench_scale_empty")),
+            )
             results["scale"]["postgresql"] = _scale(
-                args, work, server, url, "postgresql"
+                args, work, server, urls, "postgresql"
             )
     finally:
         _stop(pg)
@@ -241,8 +257,11 @@ def _phases(
     if "latency" in args.only:
         results["latency"] = _latency(args, work, server)
     if "scale" in args.only:
-        url = _sqlite_url(work / "scale-sqlite")
-        results["scale"]["sqlite"] = _scale(args, work, server, url, "sqlite")
+        urls = (
+            _sqlite_url(work / "scale-sqlite"),
+            _sqlite_url(work / "scale-empty-sqlite"),
+        )
+        results["scale"]["sqlite"] = _scale(args, work, server, urls, "sqlite")
     if args.postgres:
         _postgres(args, work, server, results)
     if args.profile:

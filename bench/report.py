@@ -110,6 +110,15 @@ def table(results: dict[str, Any]) -> list[Row]:
                 f" in {run['fill']['fill_seconds']:.0f} s",
             )
         )
+        if "empty" in run:  # results written before the back-to-back run
+            rows.append(
+                (
+                    f"scale {db}",
+                    "empty database just before -> filled (mails/s)",
+                    f"{run['empty']['mails_per_s']:.1f} -> "
+                    f"{run['run']['mails_per_s']:.1f}  ({100 * run['change']:+.1f} %)",
+                )
+            )
         rows += _throughput_rows(f"scale {db}", run["run"], floor)
     for path, run in results.get("latency", {}).items():
         rows += _latency_rows(f"latency {path}", run)
