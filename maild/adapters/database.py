@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,13 +114,15 @@ class Checkpointer:
     for the disk; done by a commit, as SQLite does by default, it stalled the
     mail whose commit it was. The daemon's connections leave it to this
     thread (make_engine(checkpoints=False)), which runs a PASSIVE checkpoint
-    every `seconds` on a connection of its own: writers and readers go on
-    meanwhile. The last connection to close checkpoints what is left.
+    every `seconds` on a connection of its own, opened once: writers and
+    readers go on meanwhile. The last connection to close checkpoints what is
+    left.
     """
 
     def __init__(self, url: str, seconds: float = 0.5) -> None:
         self._path = make_url(url).database or ""
         self._seconds = seconds
+        self._db: sqlite3.Connection | None = None  # used by one thread at a time
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="maild-checkpoints", daemon=True
@@ -135,14 +136,18 @@ class Checkpointer:
         if self._thread.is_alive():
             self._thread.join()
         self.checkpoint()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def checkpoint(self) -> None:
         """Copy what the log holds into the database file, as far as readers allow."""
         try:
-            with closing(
-                sqlite3.connect(self._path, timeout=SQLITE_BUSY_SECONDS)
-            ) as db:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            if self._db is None:
+                self._db = sqlite3.connect(
+                    self._path, timeout=SQLITE_BUSY_SECONDS, check_same_thread=False
+                )
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:  # the next round tries again
             log.warning("sqlite checkpoint failed: %s", exc)
 

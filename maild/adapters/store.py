@@ -512,9 +512,7 @@ class Store:
                     row.id, MailState.PENDING, attempts, row.reason, False
                 )
             else:
-                record = MailRecord(
-                    row.id, MailState(row.state), row.attempts, row.reason, False
-                )
+                record = _record(row, is_new=False)
         if record.state in FINAL_STATES:
             self.blobs.wait_durable()
         return record
