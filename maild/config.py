@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from maild.core.classify import is_plain_mailbox
 from maild.core.sla import BusinessCalendar
 from maild.domain import SlaPolicy, Urgency
 from maild.errors import ConfigError
@@ -81,6 +82,12 @@ class Limits:
     handling_attempts: int = 3
     ticket_answers_per_10_minutes: int = 10
     ticket_answers_per_hour: int = 25
+    new_tickets_per_hour: int = 20  # per sender outside the staff
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    rate_days_after_close: int = 30  # RATE still accepted this long after closure
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,7 @@ class Settings:
     sla: SlaPolicy
     limits: Limits
     trusted_authserv_ids: tuple[str, ...]
+    retention: Retention
     from_address: str  # From of everything maild sends
 
 
@@ -133,6 +141,7 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
             "sla",
             "limits",
             "security",
+            "retention",
         },
     )
     helpdesk = _helpdesk(_table(raw, "helpdesk", required=True))
@@ -157,7 +166,8 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
         storage_dir=base / _str(storage, "storage.dir", "var"),
         sla=_sla(_table(raw, "sla")),
         limits=_limits(_table(raw, "limits")),
-        trusted_authserv_ids=_strs(security, "security.trusted_authserv_ids", ()),
+        trusted_authserv_ids=_authserv_ids(security),
+        retention=_retention(_table(raw, "retention")),
         from_address=smtp.from_address if smtp else helpdesk.incident_address,
     )
 
@@ -335,6 +345,27 @@ def _limits(t: Mapping[str, Any]) -> Limits:
     return Limits(**values)
 
 
+def _retention(t: Mapping[str, Any]) -> Retention:
+    _only(t, "retention", {"rate_days_after_close"})
+    return Retention(
+        rate_days_after_close=_int(t, "retention.rate_days_after_close", 30, 0, 36500),
+    )
+
+
+def _authserv_ids(t: Mapping[str, Any]) -> tuple[str, ...]:
+    """The trusted authserv-ids, as the MTA writes them: compared byte for byte."""
+    name = "security.trusted_authserv_ids"
+    ids = _strs(t, name, ())
+    for value in ids:
+        if not re.fullmatch(r"[!#-'*+\-.0-9A-Z^-~]+", value):
+            raise ConfigError(
+                name,
+                f"{value!r} is not an authserv-id as the MTA writes it "
+                "(one token, no spaces or quotes; case counts)",
+            )
+    return ids
+
+
 def _database_url(url: str, base: Path) -> str:
     """Resolve a relative SQLite path from the configuration file's folder."""
     prefix = "sqlite:///"
@@ -422,8 +453,11 @@ def _bool(t: Mapping[str, Any], name: str, default: bool) -> bool:
 
 
 def _addr(value: str, name: str) -> str:
-    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value.strip()):
-        raise ConfigError(name, f"{value!r} is not a mail address")
+    if not is_plain_mailbox(value.strip()):
+        raise ConfigError(
+            name,
+            f"{value!r} is not a plain mail address (no %, !, quotes or routes in it)",
+        )
     return value.strip().lower()
 
 

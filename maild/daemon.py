@@ -163,6 +163,12 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     clock: an injected clock is for build(), whose parts tests drive.
     """
     stop = stop or threading.Event()
+    if not settings.trusted_authserv_ids:
+        log.warning(
+            "security.trusted_authserv_ids is empty: commands are trusted on the "
+            "From address alone, which anyone can forge; name your MTA's "
+            "authserv-id there (README, Security)"
+        )
     parts = build(settings, checkpoints=False)  # the Checkpointer does them
     sending = SendingProcess(settings)
     threads: list[threading.Thread] = []

@@ -127,6 +127,21 @@ class AutoSignals:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthResultsBlock:
+    """Authentication-Results fields that stood next to each other in the header.
+
+    Kept raw (no RFC 2047 decoding, no unquoting): an authserv-id is compared
+    byte for byte with the trusted ones (RFC 8601 section 5). `received_above`
+    counts the Received fields above the block, which tells the trusted MTA's
+    own fields (above its Received, or just below it) from copies the sender
+    wrote further down.
+    """
+
+    values: tuple[str, ...]  # top to bottom
+    received_above: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class InboundMail:
     """Everything later steps need from a mail, so nothing re-reads its bytes."""
 
@@ -144,11 +159,20 @@ class InboundMail:
     references: tuple[str, ...]
     auto: AutoSignals
     is_high_importance: bool  # Importance: high, X-Priority 1/2, Priority: urgent
-    authentication_results: tuple[str, ...]
+    authentication_results: tuple[AuthResultsBlock, ...]  # top to bottom
     attachments: tuple[Attachment, ...]
     raw_size: int
     content_hash: str  # sha256 of the bytes without trace headers
     date: datetime | None = None
+    # The text written in the mail itself, where it encloses messages inline
+    # (message/rfc822 shown, not attached); None when it encloses none. Commands
+    # are read from this text only: a forwarded mail's lines are not the sender's.
+    own_text: str | None = None
+
+    @property
+    def command_text(self) -> str:
+        """The text commands are read from: the mail's own, not what it encloses."""
+        return self.text if self.own_text is None else self.own_text
 
     @property
     def thread_refs(self) -> tuple[str, ...]:

@@ -21,11 +21,14 @@ from maild.core.identity import IdentityCheck, check_sender
 from maild.core.permissions import (
     Actor,
     Allowed,
+    RefusalReason,
     Refused,
     StaffRole,
     TicketFacts,
     decide,
     facts_after,
+    may_rate_closed,
+    roles_of,
 )
 from maild.core.quotes import new_text
 from maild.core.sla import BusinessCalendar, callback_status
@@ -89,30 +92,15 @@ class ReplyWork:
         actor = Actor(
             mail.sender.address, staff_role(mail.sender.address, self.settings, added)
         )
-        text = new_text(mail.text)
+        parsed = parse_commands(new_text(mail.command_text))
+        comment = _with_enclosed(parsed.comment, mail)
         identity = self._identity(row, mail)
-        if row.status == TicketState.CLOSED.value:
-            add_mail_event(
-                tx,
-                row,
-                EventKind.COMMENT,
-                actor.address,
-                now,
-                text,
-                mail,
-                mail_id,
-                is_internal=True,
-            )
-            self.outbound.queue_all(
-                tx,
-                notify.ClosedTicketReply(
-                    view_of(tx, row), actor.address, mail.message_id
-                ),
-                row,
-                now,
-            )
-            return f"reply on closed {row.number}"
-        parsed = parse_commands(text)
+        facts = facts_of(tx, row)
+        is_stranger = not actor.is_staff and not roles_of(actor, facts)
+        if row.status == TicketState.CLOSED.value and not self._is_rating(
+            row, parsed.commands, now
+        ):
+            return self._on_closed(tx, row, actor, mail, mail_id, now, is_stranger)
         entries: list[Command | RefusedLine] = sorted(
             (*parsed.commands, *parsed.refused), key=lambda e: e.line_no
         )
@@ -122,12 +110,12 @@ class ReplyWork:
             else self._unverified(tx, row, actor, entry, mail, mail_id, now)
             for entry in entries
         ]
-        if parsed.comment or (mail.attachments and not entries):
+        if comment or (mail.attachments and not entries):
             self._comment(
                 tx,
                 row,
                 actor,
-                parsed.comment,
+                comment,
                 mail,
                 mail_id,
                 now,
@@ -136,19 +124,62 @@ class ReplyWork:
         elif mail.attachments:
             tx.add_attachments(row.id, None, mail.attachments)  # kept on the ticket
         if results:
-            self.outbound.queue_all(
-                tx,
-                notify.Transcript(
+            answer: notify.Outcome = (
+                notify.NotApplied(actor.address, mail.message_id)
+                if is_stranger
+                else notify.Transcript(
                     view_of(tx, row), actor.address, tuple(results), mail.message_id
-                ),
-                row,
-                now,
+                )
             )
+            # Need to know: nothing of the ticket goes to a stranger, not even
+            # the thread it belongs to.
+            self.outbound.queue_all(tx, answer, None if is_stranger else row, now)
         done = sum(r.is_done for r in results)
         return (
             f"reply on {row.number}: {done} command(s) done, "
             f"{len(results) - done} refused"
         )
+
+    def _is_rating(
+        self, row: TicketRow, commands: tuple[Command, ...], now: datetime
+    ) -> bool:
+        """A RATE on a closed ticket, within the period that follows its closure."""
+        return any(c.kind is CommandKind.RATE for c in commands) and (
+            may_rate_closed(
+                row.closed_at, now, self.settings.retention.rate_days_after_close
+            )
+        )
+
+    def _on_closed(
+        self,
+        tx: Tx,
+        row: TicketRow,
+        actor: Actor,
+        mail: InboundMail,
+        mail_id: int,
+        now: datetime,
+        is_stranger: bool,
+    ) -> str:
+        """Keep a reply to a closed ticket for staff; tell its sender to write anew."""
+        add_mail_event(
+            tx,
+            row,
+            EventKind.COMMENT,
+            actor.address,
+            now,
+            new_text(mail.text),
+            mail,
+            mail_id,
+            is_internal=True,
+        )
+        if is_stranger:
+            answer: notify.Outcome = notify.NotApplied(actor.address, mail.message_id)
+        else:
+            answer = notify.ClosedTicketReply(
+                view_of(tx, row), actor.address, mail.message_id
+            )
+        self.outbound.queue_all(tx, answer, None if is_stranger else row, now)
+        return f"reply on closed {row.number}"
 
     def _identity(self, row: TicketRow, mail: InboundMail) -> IdentityCheck:
         """Check the sender against the trusted MTA's Authentication-Results."""
@@ -227,7 +258,7 @@ class ReplyWork:
                     actor,
                     line,
                     decision.reason.value,
-                    decision.owner or decision.state.value,
+                    _refusal_detail(decision, entry),
                     mail,
                     mail_id,
                     now,
@@ -396,6 +427,26 @@ def _author(actor: Actor, facts: TicketFacts) -> notify.Author:
     if address in parties:
         return notify.Author.PARTY
     return notify.Author.STAFF if actor.is_staff else notify.Author.STRANGER
+
+
+def _refusal_detail(decision: Refused, command: Command) -> str:
+    """What the transcript names beside a refusal: whom, or the state."""
+    if decision.reason is RefusalReason.NOT_ASSIGNABLE:
+        return command.address
+    return decision.owner or decision.state.value
+
+
+def _with_enclosed(comment: str, mail: InboundMail) -> str:
+    """The comment, followed by the text of messages the mail encloses inline.
+
+    Commands are read from the mail's own text only; what it encloses is kept
+    with the comment, so nothing of it is lost.
+    """
+    if mail.own_text is None:
+        return comment
+    own, text = mail.own_text.strip(), mail.text.strip()
+    enclosed = text[len(own) :].strip() if text.startswith(own) else text
+    return "\n\n".join(part for part in (comment, enclosed) if part)
 
 
 def _line_of(command: Command) -> str:

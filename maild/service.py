@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, assert_never
 
 from sqlalchemy import select
@@ -37,13 +37,14 @@ from maild.core.classify import (
     Reply,
     classify,
     is_accepted,
+    is_plain_mailbox,
 )
 from maild.core.commands import SubjectCommand
 from maild.core.fields import extract_fields
 from maild.core.limits import REFUSAL_REASONS
 from maild.core.numbering import counter_name, ticket_day
 from maild.core.parse import content_hash, head_of
-from maild.core.permissions import Actor
+from maild.core.permissions import Actor, StaffRole
 from maild.core.sla import BusinessCalendar
 from maild.core.timers import timers_for_new
 from maild.domain import (
@@ -117,6 +118,7 @@ class Service:
             request_address=helpdesk.request_address,
             own_message_id_domain=self.outbound.domain,
             own_address=settings.from_address,
+            staff=frozenset((*helpdesk.technicians, *helpdesk.supervisors)),
         )
 
     def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition:
@@ -378,6 +380,8 @@ class Service:
         watchers = self._watchers(mail, beneficiary)
         timers = timers_for_new(now, urgency, self.settings.sla, self.calendar)
         with self.store.transaction() as tx:
+            if self._is_over_new_ticket_cap(tx, record, mail, now):
+                return MailDisposition.QUARANTINED
             day = ticket_day(now, self.settings.sla.timezone)
             sequence = tx.next_sequence(counter_name(ticket_type, day))
             row = TicketRow(
@@ -428,20 +432,28 @@ class Service:
     ) -> tuple[Person, tuple[str, str]]:
         if named is None or named.address == requester.address:
             return requester, ("", "")
+        if named.address in self._own_addresses() or not is_plain_mailbox(
+            named.address
+        ):
+            return requester, ("beneficiary_refused", named.address)
         if is_accepted(named.address, self.policy.accepted_domains):
             return named, ("", "")
         return requester, ("beneficiary_outside", named.address)
 
-    def _watchers(self, mail: InboundMail, beneficiary: Person) -> tuple[Person, ...]:
+    def _own_addresses(self) -> frozenset[str]:
+        """The helpdesk's own addresses: never a beneficiary or a watcher."""
         helpdesk = self.settings.helpdesk
-        own = {
-            helpdesk.incident_address,
-            helpdesk.request_address,
-            helpdesk.pool_address,
-            self.settings.from_address,
-            mail.sender.address,
-            beneficiary.address,
-        }
+        return frozenset(
+            (
+                helpdesk.incident_address,
+                helpdesk.request_address,
+                helpdesk.pool_address,
+                self.settings.from_address,
+            )
+        )
+
+    def _watchers(self, mail: InboundMail, beneficiary: Person) -> tuple[Person, ...]:
+        own = {*self._own_addresses(), mail.sender.address, beneficiary.address}
         seen: dict[str, Person] = {}
         for person in mail.cc:
             if person.address not in own and is_accepted(
@@ -449,6 +461,30 @@ class Service:
             ):
                 seen.setdefault(person.address, person)
         return tuple(seen.values())
+
+    def _is_over_new_ticket_cap(
+        self, tx: Tx, record: MailRecord, mail: InboundMail, now: datetime
+    ) -> bool:
+        """Hold a new ticket back when its sender opened too many this hour.
+
+        Staff are exempt. The mail is quarantined with its reason (an admin
+        may retry it), and its sender is told once an hour, not per mail.
+        """
+        sender = mail.sender.address
+        cap = self.settings.limits.new_tickets_per_hour
+        if staff_role(sender, self.settings, tx.staff()) is not StaffRole.NONE:
+            return False
+        hour_ago = now - timedelta(hours=1)
+        opened = tx.tickets_opened_since(sender, hour_ago)
+        if opened < cap:
+            return False
+        reason = f"new_tickets_per_hour: {opened} tickets opened by {sender} this hour"
+        log.warning("mail %s quarantined: %s", record.id, reason)
+        tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now, mail)
+        if not tx.was_answered_since(sender, "new_ticket_held", hour_ago):
+            held = notify.NewTicketHeld(sender, mail.subject, opened, mail.message_id)
+            self.outbound.queue_all(tx, held, None, now)
+        return True
 
 
 def _disposition(state: MailState) -> MailDisposition:

@@ -329,6 +329,26 @@ class Tx:
         ).one()
         return int(older), int(newer)
 
+    def tickets_opened_since(self, requester: str, since: datetime) -> int:
+        """How many tickets an address opened since a moment."""
+        stmt = select(func.count(TicketRow.id)).where(
+            TicketRow.requester_address == requester, TicketRow.created_at >= since
+        )
+        return int(self.session.execute(stmt).scalar_one())
+
+    def was_answered_since(self, address: str, template: str, since: datetime) -> bool:
+        """Tell whether an answer of this template went (or was held) to an address."""
+        stmt = (
+            select(AutoAnswerRow.id)
+            .where(
+                AutoAnswerRow.address == address,
+                AutoAnswerRow.at >= since,
+                AutoAnswerRow.template == template,
+            )
+            .limit(1)
+        )
+        return self.session.execute(stmt).first() is not None
+
     def record_answer(
         self,
         address: str,
@@ -563,10 +583,31 @@ class Store:
             )
             return session.execute(stmt).scalar_one_or_none()
 
-    def ticket_exists(self, number: str) -> bool:
+    def ticket_parties(self, number: str) -> frozenset[str] | None:
+        """Who is on a ticket: requester, beneficiary, owner, watchers; None
+        when no ticket has this number."""
         with self.reading() as session:
-            stmt = select(TicketRow.id).where(TicketRow.number == number)
-            return session.execute(stmt).first() is not None
+            row = session.execute(
+                select(
+                    TicketRow.id,
+                    TicketRow.requester_address,
+                    TicketRow.beneficiary_address,
+                    TicketRow.owner,
+                ).where(TicketRow.number == number)
+            ).first()
+            if row is None:
+                return None
+            watchers = watchers_of(session, row.id)
+            return frozenset(
+                a.lower()
+                for a in (
+                    row.requester_address,
+                    row.beneficiary_address,
+                    row.owner or "",
+                    *(w.address for w in watchers),
+                )
+                if a
+            )
 
     def staff(self) -> dict[str, str]:
         with self.reading() as session:

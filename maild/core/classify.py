@@ -14,6 +14,7 @@ otherwise a new ticket, if the sender may open one.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +26,10 @@ from maild.domain import IgnoreReason, InboundMail, TicketType
 
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.I)
 _LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+# RFC 5322 dot-atom text (and RFC 6531's UTF-8) without "%" and "!", which
+# relays read as routes; no quotes, brackets, ":" or ",".
+_LOCAL_PART = re.compile(r"[\w#$&'*+/=?^`{|}~.-]+")
+_DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +42,19 @@ class HelpdeskPolicy:
     request_address: str
     own_message_id_domain: str  # the right-hand side of our Message-IDs
     own_address: str = ""  # From of what maild sends; X-Maild-Loop carries it
+    staff: frozenset[str] = frozenset()  # technicians and supervisors configured
 
 
 class ThreadLookup(Protocol):
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> str | None:
         """Return the number of the ticket a message we sent belongs to."""
 
-    def ticket_exists(self, number: str) -> bool:
-        """Tell whether a ticket with this number exists."""
+    def ticket_parties(self, number: str) -> frozenset[str] | None:
+        """Return who is on a ticket (requester, beneficiary, watchers, owner),
+        lower-cased; None when no ticket has this number."""
+
+    def staff(self) -> Mapping[str, str]:
+        """Return the staff added with the command line: address -> role."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +95,8 @@ def classify(
     mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
 ) -> Classification:
     """Say what mail is: machine mail, a reply, a new ticket or an outsider's."""
-    ticket = _thread(mail, policy, lookup)
     machine = _machine_mail(mail, policy)
+    ticket = _thread(mail, policy, lookup, is_machine=machine is not None)
     if machine is not None:
         reason, detail = machine
         if reason is IgnoreReason.BOUNCE:
@@ -104,11 +114,29 @@ def classify(
     return _new_ticket(mail, policy)
 
 
+def is_plain_mailbox(address: str) -> bool:
+    """Tell whether an address is one plain mailbox, routed by its domain alone.
+
+    A local part with `%` or `!` (the percent hack, bang paths), a quoted
+    local part, a source route or a second `@` can make a relay such as
+    Postfix (allow_percent_hack, swap_bangpath) deliver outside the domain
+    the address seems to name: such an address is never mailed, never a
+    watcher, beneficiary or staff member, and never opens a ticket.
+    """
+    local, at, domain = address.rpartition("@")
+    return bool(
+        at
+        and _LOCAL_PART.fullmatch(local)
+        and _DOMAIN.fullmatch(domain)
+        and ".." not in local
+    )
+
+
 def is_accepted(address: str, accepted_domains: tuple[str, ...]) -> bool:
-    """Tell whether address belongs to one of the accepted domains."""
-    _, at, domain = address.lower().rpartition("@")
-    if not at or not domain:
+    """Tell whether address is a plain mailbox of one of the accepted domains."""
+    if not is_plain_mailbox(address):
         return False
+    domain = address.lower().rpartition("@")[2]
     for pattern in accepted_domains:
         if pattern == "*" or domain == pattern:
             return True
@@ -165,14 +193,34 @@ def _bounce(
 
 
 def _thread(
-    mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup
+    mail: InboundMail, policy: HelpdeskPolicy, lookup: ThreadLookup, *, is_machine: bool
 ) -> str | None:
+    """The ticket a mail belongs to: by the mails of ours it answers, else by
+    the number in its subject.
+
+    Message-IDs hold an unguessable token, so naming one shows the sender
+    was sent a mail about the ticket; a number is guessed by counting. A
+    mail from a person that names a ticket by number alone counts as naming
+    none unless its sender is on the ticket or staff (need to know); machine
+    mail is only recorded, so its number is taken as it is.
+    """
     if mail.thread_refs:
         number = lookup.ticket_for_message_ids(mail.thread_refs)
         if number is not None:
             return number
     number = number_in_subject(mail.subject, policy.tag)
-    if number is not None and lookup.ticket_exists(number):
+    if number is None:
+        return None
+    parties = lookup.ticket_parties(number)
+    if parties is None:
+        return None
+    sender = mail.sender.address.lower()
+    if (
+        sender in parties
+        or sender in policy.staff
+        or is_machine
+        or sender in lookup.staff()
+    ):
         return number
     return None
 

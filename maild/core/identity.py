@@ -14,20 +14,33 @@ verified when the trusted server reports, for it:
 - `auth=pass` with `smtp.auth` the From address itself (the sender logged in
   to the trusted server to submit it).
 
-`dmarc=fail` is final. For each method the topmost trusted field that reports
-it decides: the trusted MTA prepends its field above any copy the sender
-wrote, so a forged one with the same authserv-id cannot outvote it. A field
-without an authserv-id (Exchange Online writes `spf=pass ...` first) cannot be
-attributed to a server and is ignored.
+`dmarc=fail` is final.
+
+Which fields count (RFC 8601 section 5; the MTA must remove the copies of
+its own fields that inbound mail carries, see README "Security"):
+- the authserv-id is the first token of the value, compared byte for byte
+  with a trusted one: no RFC 2047 decoding, no unquoting, no case folding, so
+  a variant the MTA does not recognise as its own never counts either;
+- only the trusted block counts: the first field with a trusted id that
+  stands above the second Received field (the trusted MTA writes its fields
+  above or right below its own Received), and the trusted fields directly
+  below it. A field further down, even with the trusted id, was written
+  before the mail reached the trusted MTA, by whoever sent it;
+- a method the block does not report is not verified: a lower field never
+  fills in what the trusted server left out. Within the block, for each
+  method the topmost field that reports it decides.
+A field without an authserv-id (Exchange Online writes `spf=pass ...` first)
+cannot be attributed to a server and is ignored.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
+
+from maild.domain import AuthResultsBlock
 
 _PAIR: Final = re.compile(
     r"""([A-Za-z0-9_-]+(?:/[0-9]+)?(?:\s*\.\s*[A-Za-z0-9_-]+)?)  # key
@@ -56,7 +69,7 @@ class MethodResult:
 class AuthResults:
     """One Authentication-Results field, read."""
 
-    authserv_id: str  # lower-cased; "" when the field names no server
+    authserv_id: str  # as written, compared byte for byte; "" when none is named
     results: tuple[MethodResult, ...]
 
 
@@ -71,7 +84,7 @@ class IdentityCheck:
 
 def check_sender(
     from_address: str,
-    authentication_results: tuple[str, ...],
+    authentication_results: tuple[AuthResultsBlock, ...],
     trusted_ids: tuple[str, ...],
 ) -> IdentityCheck:
     """Tell whether a trusted server's Authentication-Results vouch for From."""
@@ -80,12 +93,7 @@ def check_sender(
     _, at, domain = from_address.lower().rpartition("@")
     if not at or not domain:
         return _refused("no From address")
-    trusted = {t.strip().lower() for t in trusted_ids}
-    fields = [
-        parsed
-        for parsed in map(parse_authentication_results, authentication_results)
-        if parsed.authserv_id in trusted
-    ]
+    fields = trusted_block(authentication_results, frozenset(trusted_ids))
     if not fields:
         return _refused("no Authentication-Results from a trusted server")
     dmarc = _topmost(fields, "dmarc")
@@ -108,6 +116,29 @@ def check_sender(
     return _refused(f"no aligned pass ({seen or 'no results'})")
 
 
+def trusted_block(
+    blocks: tuple[AuthResultsBlock, ...], trusted_ids: frozenset[str]
+) -> tuple[AuthResults, ...]:
+    """The fields the trusted server wrote: the first trusted field above the
+    second Received, and the trusted fields directly below it."""
+    for block in blocks:
+        if block.received_above > 1:
+            break  # below a second hop: written before the trusted MTA saw it
+        parsed = [parse_authentication_results(v) for v in block.values]
+        start = next(
+            (i for i, p in enumerate(parsed) if p.authserv_id in trusted_ids), None
+        )
+        if start is None:
+            continue
+        kept: list[AuthResults] = []
+        for field in parsed[start:]:
+            if field.authserv_id not in trusted_ids:
+                break
+            kept.append(field)
+        return tuple(kept)
+    return ()
+
+
 def _unchecked(detail: str) -> IdentityCheck:
     return IdentityCheck(is_verified=True, is_checked=False, detail=detail)
 
@@ -122,13 +153,13 @@ def _refused(detail: str) -> IdentityCheck:
 
 def parse_authentication_results(value: str) -> AuthResults:
     """Read one Authentication-Results value: its authserv-id and results."""
-    segments = _split(_without_comments(unicodedata.normalize("NFC", value)))
+    segments = _split(_without_comments(value))
     head, rest = segments[0].strip(), segments[1:]
     if "=" in head:  # no authserv-id: the field starts with a result
         authserv_id, rest = "", segments
     else:
         words = head.split()
-        authserv_id = _unquote(words[0]).lower() if words else ""
+        authserv_id = words[0] if words else ""  # a quoted id stays quoted
     results = tuple(r for r in map(_method_result, rest) if r is not None)
     return AuthResults(authserv_id, results)
 

@@ -81,7 +81,37 @@ def first_value(msg: Message, name: str) -> str:
 
 def body_text(msg: Message) -> str:
     """Join the text/plain body parts; an HTML-only mail is converted to text."""
-    bodies = [p for p in _leaves(msg) if not _is_attached(p)]
+    return _text_of([p for p in _leaves(msg) if not _is_attached(p)])
+
+
+def own_text(msg: Message) -> str | None:
+    """The text of the mail itself where it shows an enclosed message; else None.
+
+    A message/rfc822 part shown inline (a forward, a message quoted whole)
+    adds its text to the body; what its sender wrote is the rest.
+    """
+    if not any(_is_enclosed(part) for part in _shown(msg)):
+        return None
+    return _text_of(
+        [p for p in _leaves(msg, into_messages=False) if not _is_attached(p)]
+    )
+
+
+def _shown(msg: Message) -> Iterator[Message]:
+    """The containers and leaves of the body, not descending into attachments."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        yield part
+        if _is_container(part) and not _is_attached(part):
+            stack.extend(_children(part))
+
+
+def _is_enclosed(part: Message) -> bool:
+    return part.get_content_maintype() == "message" and part.is_multipart()
+
+
+def _text_of(bodies: list[Message]) -> str:
     plain = [_part_text(p) for p in bodies if p.get_content_type() == "text/plain"]
     if any(plain):
         text = "\n".join(plain)
@@ -112,17 +142,21 @@ def _part_text(part: Message) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _leaves(msg: Message) -> Iterator[Message]:
+def _leaves(msg: Message, *, into_messages: bool = True) -> Iterator[Message]:
     """Yield the parts that hold content; an attached message counts as one.
 
     So does the mail a delivery report returns (message/rfc822 in a
     multipart/report, seldom marked as attached): its headers are what tells
-    which mail bounced, and its text is not the report's.
+    which mail bounced, and its text is not the report's. Without
+    into_messages, an enclosed message shown inline counts as one too.
     """
     stack: list[tuple[Message, bool]] = [(msg, False)]
     while stack:
         part, is_returned = stack.pop()
-        if _is_container(part) and not (is_returned or _is_attached(part)):
+        is_closed = is_returned or _is_attached(part)
+        if not into_messages and part is not msg and _is_enclosed(part):
+            is_closed = True
+        if _is_container(part) and not is_closed:
             is_report = part.get_content_type() == "multipart/report"
             stack.extend(
                 (child, is_report and child.get_content_maintype() == "message")

@@ -126,6 +126,27 @@ class MailRefused:
     in_reply_to: str = ""  # its Message-ID
 
 
+@dataclass(frozen=True, slots=True)
+class NotApplied:
+    """A reply from someone neither on the ticket nor staff: need to know.
+
+    Its answer names nothing of the ticket, not even its number or subject.
+    """
+
+    sender: str
+    in_reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicketHeld:
+    """A sender over the new-tickets cap: the mail is kept, not opened."""
+
+    sender: str
+    subject: str  # of the held mail, so its sender knows which one
+    opened_last_hour: int
+    in_reply_to: str
+
+
 Outcome = (
     TicketOpened
     | TimerFired
@@ -138,6 +159,8 @@ Outcome = (
     | ListAsked
     | MailRefused
     | DeliveryFailedOutcome
+    | NotApplied
+    | NewTicketHeld
 )
 
 
@@ -231,6 +254,28 @@ def notifications_for(outcome: Outcome, pool_address: str) -> tuple[Notification
                     to=(outcome.sender,),
                     note=outcome.reason,
                     text=outcome.subject,
+                    in_reply_to=outcome.in_reply_to,
+                    is_capped=True,
+                ),
+            )
+        case NotApplied():
+            return (
+                Notification(
+                    template="not_applied",
+                    audience=Audience.SENDER,
+                    to=(outcome.sender,),
+                    in_reply_to=outcome.in_reply_to,
+                    is_capped=True,
+                ),
+            )
+        case NewTicketHeld():
+            return (
+                Notification(
+                    template="new_ticket_held",
+                    audience=Audience.SENDER,
+                    to=(outcome.sender,),
+                    text=outcome.subject,
+                    lines=(str(outcome.opened_last_hour),),
                     in_reply_to=outcome.in_reply_to,
                     is_capped=True,
                 ),

@@ -37,8 +37,9 @@ from maild.core.mime import (
     attachments,
     body_text,
     first_value,
+    own_text,
 )
-from maild.domain import AutoSignals, InboundMail, Person
+from maild.domain import AuthResultsBlock, AutoSignals, InboundMail, Person
 from maild.errors import UnparseableMail
 
 __all__ = ["ParseLimits", "content_hash", "head_of", "parse_mail"]
@@ -249,12 +250,35 @@ def _build(
         references=_msg_ids(" ".join(all_values(msg, "References"))),
         auto=_auto_signals(msg, envelope_sender),
         is_high_importance=_is_high_importance(msg),
-        authentication_results=tuple(all_values(msg, "Authentication-Results")),
+        authentication_results=_auth_results_blocks(msg),
         attachments=tuple(attachments(msg, limits)),
         raw_size=len(raw),
         content_hash=content_hash(raw),
         date=parsed.date,  # aware, in UTC
+        own_text=own_text(msg),
     )
+
+
+def _auth_results_blocks(msg: Message) -> tuple[AuthResultsBlock, ...]:
+    """The Authentication-Results fields, raw, grouped as they stood together."""
+    blocks: list[AuthResultsBlock] = []
+    values: list[str] = []
+    received = received_at_start = 0
+    for key, value in msg.raw_items():
+        name = key.lower()
+        if name == "authentication-results":
+            if not values:
+                received_at_start = received
+            values.append(value)
+            continue
+        if values:
+            blocks.append(AuthResultsBlock(tuple(values), received_at_start))
+            values = []
+        if name == "received":
+            received += 1
+    if values:
+        blocks.append(AuthResultsBlock(tuple(values), received_at_start))
+    return tuple(blocks)
 
 
 def _msg_ids(value: str) -> tuple[str, ...]:

@@ -19,6 +19,9 @@ Choices where SPEC is silent:
 - CLAIM on a claimed ticket is `already_claimed` and carries the owner (also
   when the sender is the owner).
 - RATE on a ticket closed as cancelled is `wrong_state`: nothing was resolved.
+- RATE on a closed ticket counts within `retention.rate_days_after_close`
+  days of its closure (`may_rate_closed`); after that a reply to the closed
+  ticket is only kept, like any other.
 - Addresses are compared without case.
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, assert_never
 
@@ -190,6 +194,11 @@ def facts_after(ticket: TicketFacts, actor: Actor, command: Command) -> TicketFa
             return replace(ticket, state=state)
         case _:  # pragma: no cover - exhaustive, checked by mypy
             assert_never(command.kind)
+
+
+def may_rate_closed(closed_at: datetime | None, now: datetime, days: int) -> bool:
+    """Tell whether a closed ticket may still be rated now."""
+    return closed_at is not None and now < closed_at + timedelta(days=days)
 
 
 def _role_problem(

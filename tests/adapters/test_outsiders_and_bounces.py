@@ -69,18 +69,38 @@ def test_a_third_party_service_mail_is_quarantined_and_nothing_is_sent(
     assert row.reason.startswith("outsider:")
 
 
-def test_an_outsider_with_a_real_tag_reaches_staff_only(
+def test_an_outsider_with_a_real_tag_is_an_outsider(desk: Desk) -> None:
+    """A guessed number names no ticket (need to know): quarantined, unanswered."""
+    number = desk.open()
+    before = len(desk.outbox())
+    desk.mail(
+        OUTSIDER,
+        f"[HD {number}] Verify your email address",
+        "RESOLVED\nYour code is 493021.",
+    )
+    assert desk.outbox()[before:] == []
+    assert OUTSIDER not in recipients(desk)
+    with desk.parts.store.reading() as session:
+        rows = session.execute(select(MailRow).order_by(MailRow.id)).scalars().all()
+    assert (rows[-1].state, rows[-1].reason[:9]) == ("quarantined", "outsider:")
+    assert kinds(desk, number) == [("created", False)]
+    assert desk.ticket(number)["status"] == "new"
+
+
+def test_an_outsider_answering_a_mail_of_ours_reaches_staff_only(
     desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:
     number = desk.open()
+    confirmation = desk.outbox()[0].message_id
     before = len(desk.outbox())
     with caplog.at_level(logging.WARNING, logger="maild.outbound"):
         desk.mail(
             OUTSIDER,
-            f"[HD {number}] Verify your email address",
+            "Re: Verify your email address",
             "RESOLVED\nYour code is 493021.",
+            f"In-Reply-To: <{confirmation}>",
         )
-    assert desk.outbox()[before:] == []  # its transcript may not leave
+    assert desk.outbox()[before:] == []  # its answer may not leave
     assert OUTSIDER not in recipients(desk)
     assert "outside the accepted domains" in caplog.text
     assert kinds(desk, number)[-1] == ("command_refused", True)

@@ -60,6 +60,8 @@ NO_TICKET_TEMPLATES = [
     ("help", Audience.SENDER),
     ("list", Audience.SENDER),
     ("rejected", Audience.SENDER),
+    ("not_applied", Audience.SENDER),
+    ("new_ticket_held", Audience.SENDER),
     ("digest", Audience.TECHNICIAN),
     ("digest", Audience.SUPERVISOR),
     ("delivery_failed", Audience.SUPERVISOR),  # with or without a ticket
@@ -974,7 +976,7 @@ def test_hostile_values_are_escaped_in_html(
     assert "<script" not in mail.html
     assert "<img" not in mail.html
     assert "<b>0</b>" not in mail.html
-    if template != "help":  # help shows nothing taken from a mail
+    if template not in ("help", "not_applied"):  # they show nothing from a mail
         assert "&lt;script&gt;" in mail.html
     assert not re.search(r"[\r\n\v\f\x85\u2028\u2029]", mail.subject)
     assert "\nBcc:" not in mail.subject
@@ -1127,6 +1129,34 @@ def test_every_template_file_is_tested(language: str) -> None:
     assert stems == {f"{name}.{audience.value}" for name, audience in ALL_TEMPLATES}
     for stem in stems:
         assert (TEMPLATE_DIR / language / f"{stem}.html.j2").is_file(), stem
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_not_applied_names_nothing_of_the_ticket(language: str) -> None:
+    """Need to know: the answer to a stranger shows nothing it is given."""
+    notification = make_notification("not_applied", Audience.SENDER, ticket=None)
+    mail = renderer(language).render(notification)
+    for part in (mail.subject, mail.text, mail.html):
+        assert "A remark." not in part  # nor any other value given
+        assert "tech@example.com" not in part
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("en", ["was not opened as a ticket", "20 tickets in the last hour"]),
+        ("fr", ["n'a pas été ouvert en ticket", "20 tickets dans l'heure"]),
+    ],
+)
+def test_new_ticket_held_says_why(language: str, words: list[str]) -> None:
+    notification = make_notification(
+        "new_ticket_held", Audience.SENDER, ticket=None, lines=("20",)
+    )
+    mail = renderer(language).render(notification)
+    assert "A remark." in mail.subject  # the held mail's subject
+    for word in words:
+        assert word in mail.text
+        assert in_html(word, mail.html)
 
 
 def test_fr_and_en_have_the_same_templates() -> None:

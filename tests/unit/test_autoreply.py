@@ -32,8 +32,11 @@ class Threads:
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> str | None:
         return next((self.sent[m] for m in message_ids if m in self.sent), None)
 
-    def ticket_exists(self, number: str) -> bool:
-        return number == "I261130_0001"
+    def ticket_parties(self, number: str) -> frozenset[str] | None:
+        return frozenset({"marie@example.com"}) if number == "I261130_0001" else None
+
+    def staff(self) -> dict[str, str]:
+        return {}
 
 
 def test_there_are_samples_of_every_style_with_and_without_headers() -> None:

@@ -15,6 +15,7 @@ from maild.core.classify import (
     Reply,
     classify,
     is_accepted,
+    is_plain_mailbox,
 )
 from maild.core.commands import SubjectCommand
 from maild.domain import AutoSignals, IgnoreReason, Person, TicketType
@@ -28,12 +29,16 @@ POLICY = replace(HELPDESK, accepted_domains=("example.com", "*.corp.example.org"
 class FakeThreads:
     sent: dict[str, str] = field(default_factory=dict)  # message-id -> number
     numbers: set[str] = field(default_factory=set)
+    added: dict[str, str] = field(default_factory=dict)  # staff added by the CLI
 
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> str | None:
         return next((self.sent[m] for m in message_ids if m in self.sent), None)
 
-    def ticket_exists(self, number: str) -> bool:
-        return number in self.numbers
+    def ticket_parties(self, number: str) -> frozenset[str] | None:
+        return frozenset({"marie@example.com"}) if number in self.numbers else None
+
+    def staff(self) -> dict[str, str]:
+        return self.added
 
 
 THREADS = FakeThreads(
@@ -250,3 +255,61 @@ def test_unknown_thread_headers_fall_back_to_the_subject_tag() -> None:
         in_reply_to=("unknown@client",), subject="Re: [HD I261129_0001] Imprimante"
     )
     assert classify(mail, POLICY, THREADS) == Reply("I261129_0001")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "evil%evil.test@example.com",  # the percent hack
+        "evil.test!evil@example.com",  # a bang path
+        '"evil@evil.test"@example.com',  # a quoted "@"
+        "@relay.test:evil@example.com",  # a source route
+        "a..b@example.com",
+        "a@example..com",
+        "a@[192.0.2.1]",
+    ],
+)
+def test_routed_addresses_are_never_accepted(address: str) -> None:
+    assert not is_plain_mailbox(address)
+    assert not is_accepted(address, ("*",))
+
+
+@pytest.mark.parametrize(
+    "address", ["marie@example.com", "o'brien@example.com", "josé@exemple.fr"]
+)
+def test_plain_mailboxes(address: str) -> None:
+    assert is_plain_mailbox(address)
+
+
+@pytest.mark.parametrize(
+    ("sender", "expected"),
+    [
+        ("marie@example.com", Reply("I261129_0001")),  # on the ticket
+        ("alice@example.com", Reply("I261129_0001")),  # configured staff
+        ("added@example.com", Reply("I261129_0001")),  # staff added by the CLI
+        ("enum+1@example.com", NewTicket(TicketType.INCIDENT, True)),  # guessed
+    ],
+)
+def test_a_number_in_the_subject_threads_only_for_who_may_see_the_ticket(
+    sender: str, expected: object
+) -> None:
+    threads = replace(THREADS, added={"added@example.com": "technician"})
+    policy = replace(POLICY, staff=frozenset({"alice@example.com"}))
+    mail = make_mail(sender=Person("", sender), subject="Re: [HD I261129_0001]")
+    assert classify(mail, policy, threads) == expected
+
+
+def test_a_guessed_number_from_an_outsider_is_quarantined_as_naming_none() -> None:
+    mail = make_mail(sender=Person("", "x@evil.test"), subject="[HD I261129_0001]")
+    assert isinstance(classify(mail, POLICY, THREADS), Outsider)
+
+
+def test_machine_mail_naming_a_number_is_recorded_on_the_ticket() -> None:
+    mail = make_mail(
+        sender=Person("", "robot@example.com"),
+        subject="[HD I261129_0001] Out of office",
+        auto=AutoSignals(auto_submitted="auto-replied"),
+    )
+    outcome = classify(mail, POLICY, THREADS)
+    assert isinstance(outcome, Ignored)
+    assert outcome.ticket_number == "I261129_0001"

@@ -258,8 +258,11 @@ class NoTickets:
     def ticket_for_message_ids(self, message_ids: tuple[str, ...]) -> str | None:
         return None
 
-    def ticket_exists(self, number: str) -> bool:
-        return False
+    def ticket_parties(self, number: str) -> frozenset[str] | None:
+        return None
+
+    def staff(self) -> dict[str, str]:
+        return {}
 
 
 @CI

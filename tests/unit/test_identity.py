@@ -11,8 +11,16 @@ from maild.core.identity import (
     is_aligned,
     parse_authentication_results,
 )
+from maild.domain import AuthResultsBlock
 
 MX = ("mx.example.com",)
+
+
+def block(*values: str, received_above: int = 0) -> tuple[AuthResultsBlock, ...]:
+    """Fields that stood next to each other, as parse groups them."""
+    return (AuthResultsBlock(values, received_above),) if values else ()
+
+
 MARIE = "marie@example.com"
 
 # Gmail receiving mail for a Google Workspace domain: one folded field.
@@ -71,6 +79,13 @@ EXCHANGE_ONLINE = (
 )
 FORGED_OTHER_SERVER = "evil.example.net; dmarc=pass header.from=example.com"
 UPPERCASE = "MX.EXAMPLE.COM; DMARC=PASS (P=REJECT) HEADER.FROM=EXAMPLE.COM"
+ENCODED_ID = "=?us-ascii?q?mx.example.com?=; dkim=pass header.d=example.com"
+QUOTED_ID = '"mx.example.com"; dmarc=pass header.from=example.com'
+REAL_NO_DKIM = (
+    "mx.example.com; spf=softfail smtp.mailfrom=mallory@evil.test; "
+    "dmarc=none header.from=example.com"
+)
+FORGED_DKIM = "mx.example.com; dkim=pass header.d=example.com"
 
 
 @pytest.mark.parametrize(
@@ -82,10 +97,12 @@ UPPERCASE = "MX.EXAMPLE.COM; DMARC=PASS (P=REJECT) HEADER.FROM=EXAMPLE.COM"
         # The trusted server's verdict.
         (MARIE, (POSTFIX_DMARC_PASS,), MX, True),
         (MARIE, (POSTFIX_DMARC_FAIL,), MX, False),
-        (MARIE, (UPPERCASE,), MX, True),
+        # The authserv-id is compared byte for byte: case counts.
+        (MARIE, (UPPERCASE,), MX, False),
+        (MARIE, (UPPERCASE,), ("MX.EXAMPLE.COM",), True),
         (MARIE, (RSPAMD_PASS,), MX, True),
         (MARIE, (GMAIL_PASS,), ("mx.google.com",), True),
-        (MARIE, (GMAIL_PASS,), ("MX.Google.COM ",), True),
+        (MARIE, (GMAIL_PASS,), ("MX.Google.COM",), False),
         (MARIE, (GMAIL_FAIL,), ("mx.google.com",), False),
         # Several fields from one server: each method looked up on its own.
         (MARIE, (POSTFIX_SPF, POSTFIX_DKIM_PASS, POSTFIX_DMARC_NONE), MX, True),
@@ -104,6 +121,10 @@ UPPERCASE = "MX.EXAMPLE.COM; DMARC=PASS (P=REJECT) HEADER.FROM=EXAMPLE.COM"
         # A copy of the trusted id written below the server's own field loses.
         (MARIE, (POSTFIX_DMARC_FAIL, POSTFIX_DMARC_PASS), MX, False),
         (MARIE, (POSTFIX_DKIM_FAIL, POSTFIX_DKIM_PASS), MX, False),
+        # Variants of the id the MTA would not strip as its own never count.
+        (MARIE, (ENCODED_ID,), MX, False),
+        (MARIE, (QUOTED_ID,), MX, False),
+        (MARIE, (ENCODED_ID, POSTFIX_DMARC_PASS), MX, True),  # the real one, below
         # dmarc=pass must be for the From domain.
         (MARIE, ("mx.example.com; dmarc=pass header.from=evil.net",), MX, False),
         (MARIE, ("mx.example.com; dmarc=pass",), MX, True),
@@ -116,7 +137,52 @@ UPPERCASE = "MX.EXAMPLE.COM; DMARC=PASS (P=REJECT) HEADER.FROM=EXAMPLE.COM"
 def test_trusted_verdict(
     sender: str, fields: tuple[str, ...], trusted: tuple[str, ...], expected: bool
 ) -> None:
-    assert check_sender(sender, fields, trusted).is_verified is expected
+    assert check_sender(sender, block(*fields), trusted).is_verified is expected
+
+
+@pytest.mark.parametrize(
+    ("blocks", "expected"),
+    [
+        # The MTA's field, its Received, then a forged copy the sender wrote:
+        # the copy never fills in the dkim verdict the MTA left out.
+        (
+            (AuthResultsBlock((REAL_NO_DKIM,)), AuthResultsBlock((FORGED_DKIM,), 1)),
+            False,
+        ),
+        # The forged copy alone, below the MTA's Received: still the first
+        # trusted field above a second hop, so the MTA must strip it (README).
+        ((AuthResultsBlock((FORGED_DKIM,), 1),), True),
+        # Below a second Received: written before the trusted MTA saw the mail.
+        ((AuthResultsBlock((FORGED_DKIM,), 2),), False),
+        # OpenDMARC and OpenDKIM: two fields of the MTA, one under the other.
+        ((AuthResultsBlock((POSTFIX_DMARC_NONE, POSTFIX_DKIM_PASS)),), True),
+        # Another server's field between them ends the trusted block.
+        (
+            (AuthResultsBlock((POSTFIX_DMARC_NONE, FORGED_OTHER_SERVER, FORGED_DKIM)),),
+            False,
+        ),
+        # An untrusted block above the trusted one is skipped.
+        (
+            (
+                AuthResultsBlock((FORGED_OTHER_SERVER,)),
+                AuthResultsBlock((POSTFIX_DMARC_PASS,), 1),
+            ),
+            True,
+        ),
+    ],
+    ids=[
+        "forged_lower",
+        "alone_below_hop",
+        "below_second_hop",
+        "two_milters",
+        "interrupted",
+        "untrusted_above",
+    ],
+)
+def test_only_the_trusted_block_counts(
+    blocks: tuple[AuthResultsBlock, ...], expected: bool
+) -> None:
+    assert check_sender(MARIE, blocks, MX).is_verified is expected
 
 
 @pytest.mark.parametrize(
@@ -148,23 +214,23 @@ def test_trusted_verdict(
     ],
 )
 def test_dkim_alignment_and_smtp_auth(sender: str, field: str, expected: bool) -> None:
-    assert check_sender(sender, (field,), MX).is_verified is expected
+    assert check_sender(sender, block(field), MX).is_verified is expected
 
 
 def test_the_check_says_why() -> None:
     unchecked = check_sender(MARIE, (), ())
     assert (unchecked.is_verified, unchecked.is_checked) == (True, False)
-    refused = check_sender(MARIE, (POSTFIX_SPF,), MX)
+    refused = check_sender(MARIE, block(POSTFIX_SPF), MX)
     assert (refused.is_verified, refused.is_checked) == (False, True)
     assert refused.detail == "no aligned pass (spf=pass)"
-    assert check_sender(MARIE, ("mx.example.com; none",), MX).detail == (
+    assert check_sender(MARIE, block("mx.example.com; none"), MX).detail == (
         "no aligned pass (no results)"
     )
-    assert check_sender(MARIE, (FORGED_OTHER_SERVER,), MX).detail == (
+    assert check_sender(MARIE, block(FORGED_OTHER_SERVER), MX).detail == (
         "no Authentication-Results from a trusted server"
     )
-    assert check_sender(MARIE, (POSTFIX_DMARC_FAIL,), MX).detail == "dmarc=fail"
-    assert check_sender(MARIE, (POSTFIX_DKIM_PASS,), MX).detail == (
+    assert check_sender(MARIE, block(POSTFIX_DMARC_FAIL), MX).detail == "dmarc=fail"
+    assert check_sender(MARIE, block(POSTFIX_DKIM_PASS), MX).detail == (
         "dkim=pass header.d=example.com"
     )
 
@@ -187,11 +253,12 @@ def test_the_check_says_why() -> None:
         ),
         (
             # Version, folding, comments (nested, with an escaped parenthesis),
-            # spaces around "=" and ".", a quoted authserv-id.
+            # spaces around "=" and ".", a quoted authserv-id (kept quoted: it
+            # is not the trusted id).
             '"mx.example.com" 1 ;\r\n dkim/1 = pass (good (very \\) good)) '
             "header . d = example.com",
             AuthResults(
-                "mx.example.com",
+                '"mx.example.com"',
                 (MethodResult("dkim", "pass", (("header.d", "example.com"),)),),
             ),
         ),

@@ -13,6 +13,8 @@ from maild.core.notify import (
     DigestDue,
     HelpAsked,
     ListAsked,
+    NewTicketHeld,
+    NotApplied,
     TicketOpened,
     TimerFired,
     Transcript,
@@ -184,18 +186,24 @@ def test_answers_to_the_sender_are_capped() -> None:
         *notifications_for(
             ListAsked("bob@example.com", Role.SUPERVISOR, (OWNED,), "m"), POOL
         ),
+        *notifications_for(NotApplied("bob@example.com", "m"), POOL),
+        *notifications_for(NewTicketHeld("bob@example.com", "Printer", 20, "m"), POOL),
     ]
     assert [a.template for a in answers] == [
         "transcript",
         "closed_ticket",
         "help",
         "list",
+        "not_applied",
+        "new_ticket_held",
     ]
     assert all(a.is_capped and a.to == ("bob@example.com",) for a in answers)
     assert all(a.audience is Audience.SENDER and a.in_reply_to == "m" for a in answers)
     assert answers[0].results == results
     assert answers[2].role == "technician"
     assert answers[3].tickets == (OWNED,)
+    assert answers[4].ticket is None  # need to know: nothing of the ticket
+    assert (answers[5].text, answers[5].lines) == ("Printer", ("20",))
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from maild.core.parse import ParseLimits, content_hash, parse_mail
-from maild.domain import Attachment, InboundMail, Person
+from maild.domain import Attachment, AuthResultsBlock, InboundMail, Person
 from maild.errors import MailTooLarge, UnparseableMail
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
@@ -106,9 +106,15 @@ def test_french_mail_headers() -> None:
 def test_outlook_mail_is_human_and_keeps_authentication_results() -> None:
     mail = load("outlook_html_and_text.eml")
     assert mail.auto.has_x_autoreply is False  # X-Auto-Response-Suppress: All
+    # Kept raw, folding and all, with the Received fields above it counted.
     assert mail.authentication_results == (
-        "mx.example.com; dkim=pass header.d=example.com; "
-        "spf=pass smtp.mailfrom=example.com",
+        AuthResultsBlock(
+            (
+                "mx.example.com;\n dkim=pass header.d=example.com;\n"
+                " spf=pass smtp.mailfrom=example.com",
+            ),
+            received_above=1,
+        ),
     )
     assert "<p>" not in mail.text
 
@@ -381,6 +387,63 @@ def test_attached_message_text_stays_out_of_the_body() -> None:
     (inner,) = mail.attachments
     assert inner.content_type == "message/rfc822"
     assert inner.data == b"Subject: inner\nFrom: x@example.com\n\nInner text."
+
+
+def test_a_message_shown_inline_is_text_but_not_the_senders_own() -> None:
+    raw = make_mail(
+        'Content-Type: multipart/mixed; boundary="o"',
+        body=(
+            "--o\nContent-Type: text/plain\n\nSee below.\n"
+            "--o\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n"
+            "Subject: inner\nFrom: x@example.com\n\nCLAIM\n"
+            "--o--\n"
+        ),
+    )
+    mail = parse_mail(raw)
+    assert mail.text == "See below.\nCLAIM"  # a ticket's description keeps it
+    assert mail.own_text == "See below."
+    assert mail.command_text == "See below."  # commands: the sender's own text
+
+
+def test_own_text_is_none_without_an_enclosed_message() -> None:
+    mail = parse_mail(make_mail(body="CLAIM\n"))
+    assert mail.own_text is None
+    assert mail.command_text == mail.text == "CLAIM\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "blocks"),
+    [
+        (
+            "Authentication-Results: mx; dmarc=none\n"
+            "Received: from a by mx\n"
+            "Authentication-Results: mx; dkim=pass\n"
+            "Authentication-Results: other; spf=pass\n"
+            "Received: from b by a\n",
+            (
+                AuthResultsBlock(("mx; dmarc=none",), 0),
+                AuthResultsBlock(("mx; dkim=pass", "other; spf=pass"), 1),
+            ),
+        ),
+        (
+            "Received: from a by mx\nX-Other: 1\n"
+            "Authentication-Results: =?us-ascii?q?mx?=; dkim=pass\n",
+            (AuthResultsBlock(("=?us-ascii?q?mx?=; dkim=pass",), 1),),
+        ),
+        ("Received: from a by mx\n", ()),
+    ],
+)
+def test_authentication_results_are_kept_raw_in_blocks(
+    head: str, blocks: tuple[AuthResultsBlock, ...]
+) -> None:
+    raw = head.encode() + make_mail(body="x\n")
+    assert parse_mail(raw).authentication_results == blocks
+
+
+def test_authentication_results_as_the_last_field() -> None:
+    raw = b"From: a@example.com\nAuthentication-Results: mx; dmarc=pass\n\nx\n"
+    blocks = (AuthResultsBlock(("mx; dmarc=pass",), 0),)
+    assert parse_mail(raw).authentication_results == blocks
 
 
 def test_attached_message_that_cannot_be_written_as_ascii_is_kept() -> None:

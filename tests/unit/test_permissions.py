@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,6 +19,7 @@ from maild.core.permissions import (
     decide,
     decide_all,
     facts_after,
+    may_rate_closed,
     roles_of,
 )
 from maild.domain import CloseReason, EventKind, Role, TicketState
@@ -697,3 +699,20 @@ def test_facts_after(
         state,
         close_reason,
     )
+
+
+@pytest.mark.parametrize(
+    ("closed_at", "days", "expected"),
+    [
+        (datetime(2026, 12, 1, 9, tzinfo=UTC), 30, True),
+        (datetime(2026, 11, 5, 10, tzinfo=UTC), 30, True),  # a minute before the end
+        (datetime(2026, 11, 5, 9, 59, tzinfo=UTC), 30, False),
+        (datetime(2026, 12, 5, 9, tzinfo=UTC), 0, False),  # 0: never after closure
+        (None, 30, False),
+    ],
+)
+def test_a_closed_ticket_may_be_rated_for_a_while(
+    closed_at: datetime | None, days: int, expected: bool
+) -> None:
+    now = datetime(2026, 12, 5, 9, 59, tzinfo=UTC)
+    assert may_rate_closed(closed_at, now, days) is expected
