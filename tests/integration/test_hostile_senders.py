@@ -121,7 +121,8 @@ def test_the_ticket_trick(desk: Desk) -> None:
     quarantined = wait_until(lambda: desk.daemon.maild("quarantine", "list", "--json"))
     assert quarantined[0]["reason"].startswith("outsider")
 
-    # The same service, with the subject carrying a real ticket's tag.
+    # The same service, with the subject carrying a real ticket's tag: a
+    # guessed number names no ticket (need to know), so it is an outsider's.
     desk.daemon.send(
         f"From: noreply@accounts.thirdparty.example\r\n"
         f"To: helpdesk@example.com\r\nSubject: [HD {number}] Verify your email\r\n"
@@ -129,9 +130,15 @@ def test_the_ticket_trick(desk: Desk) -> None:
         f"RESOLVED\r\nYour code is 493021.\r\n".encode(),
         sender=OUTSIDER,
     )
-    refused = wait_until(lambda: events(desk, number, "command_refused"))
-    assert refused[0]["internal"] is True
-    assert refused[0]["actor"] == OUTSIDER
+    quarantined = wait_until(
+        lambda: [
+            q
+            for q in desk.daemon.maild("quarantine", "list", "--json")
+            if q["reason"].startswith("outsider")
+        ][1:]
+    )
+    assert quarantined
+    assert events(desk, number, "command_refused") == []
     assert desk.ticket(number)["status"] == "new"
     # Nothing at all went out: not to the outsider, not to the requester.
     desk.send(MARIE, f"Re: [HD {number}]", "RATE 5", Authentication_Results=PASS)

@@ -239,8 +239,9 @@ def test_supervisor_assigns_and_requester_cancels(desk: Desk) -> None:
 
 
 def test_stranger_reply_stays_internal(desk: Desk) -> None:
-    number, _, _ = open_ticket(desk)
-    desk.send("eve@example.com", f"Re: [HD {number}]", "Please send me the logs")
+    number, confirmation, _ = open_ticket(desk)
+    # Eve answers the confirmation Marie forwarded her: the mail is the ticket's.
+    desk.send("eve@example.com", "Re: printer", "Please send me the logs", confirmation)
     desk.send(ALICE, f"Re: [HD {number}]", "NOTE checked the spooler")
     desk.next_to(ALICE)  # transcript of the note
     events = desk.ticket(number)["events"]
