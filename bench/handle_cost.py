@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import corpus
-from maild import daemon
 from maild.config import load_settings
 from maild.core.numbering import ticket_day
 from maild.core.parse import ParseLimits, parse_mail
 from maild.domain import InboundMail, MailDisposition, MailOrigin
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 from tests.support.smtp_sink import SmtpSink
 

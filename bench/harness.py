@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
 
-from maild.adapters.models import MailRow
+from maild.adapters.database.models import MailRow
 from tests.support.daemon import ROOT, run_maild, write_config
 from tests.support.dovecot import DovecotServer
 from tests.support.smtp_sink import ReceivedMail, SmtpSink, _Handler
@@ -129,7 +129,7 @@ def _label(pid: int, parent: int, root: int) -> str:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
         return "?"
-    if comm == "maild-sender":  # maild.sending names its process so
+    if comm == "maild-sender":  # maild.runtime.sender names its process so
         return "sender"
     if parent != root:
         return "parse worker"

@@ -147,7 +147,7 @@ def _sql(directory: Path, database: Path, mails: int) -> list[dict[str, Any]]:
 
 def _parse_cost(mails: list[BenchMail], sample: int = 200) -> dict[str, Any]:
     """ms per mail: parse_mail in-process, and through a one-worker ParserPool."""
-    from maild.adapters.parse_worker import ParserPool
+    from maild.adapters.intake.parse_worker import ParserPool
     from maild.core.parse import ParseLimits, parse_mail
 
     chosen = mails[:sample]

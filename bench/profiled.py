@@ -67,21 +67,25 @@ def _printable(parameters: Any) -> Any:
 # perf_counter in --timers mode. Functions imported by name are patched where
 # they are looked up (maild.service.classify, maild.daemon.build_message).
 TIMED = (
-    ("handle one mail (service)", "maild.service", "Service.handle"),
-    ("  register + attempt commit", "maild.adapters.store", "Store.register_mail"),
+    ("handle one mail (service)", "maild.app.handle_mail", "Service.handle"),
+    (
+        "  register + attempt commit",
+        "maild.adapters.database.store",
+        "Store.register_mail",
+    ),
     (
         "  parse in worker (round trip)",
-        "maild.adapters.parse_worker",
+        "maild.adapters.intake.parse_worker",
         "ParserPool.parse",
     ),
-    ("  classify (+ thread lookups)", "maild.service", "classify"),
-    ("  open ticket transaction", "maild.service", "Service._open_ticket"),
-    ("  reply transaction", "maild.service", "Service._reply"),
-    ("    queue notifications", "maild.outbound", "Outbound.queue"),
-    ("      answer caps", "maild.outbound", "Outbound._within_caps"),
+    ("  classify (+ thread lookups)", "maild.app.handle_mail", "classify"),
+    ("  open ticket transaction", "maild.app.handle_mail", "Service._open_ticket"),
+    ("  reply transaction", "maild.app.handle_mail", "Service._reply"),
+    ("    queue notifications", "maild.app.queue_notifications", "Outbound.queue"),
+    ("      answer caps", "maild.app.queue_notifications", "Outbound._within_caps"),
     ("      render templates", "maild.adapters.templates", "TemplateRenderer.render"),
-    ("      build MIME message", "maild.daemon", "build_message"),
-    ("blob writes (fsync each)", "maild.adapters.blobs", "BlobStore.put"),
+    ("      build MIME message", "maild.runtime.daemon", "build_message"),
+    ("blob writes (fsync each)", "maild.adapters.database.blobs", "BlobStore.put"),
     ("ORM flush", "sqlalchemy.orm.session", "Session.flush"),
     (
         "ORM commits (writes and reads)",
@@ -90,9 +94,13 @@ TIMED = (
     ),
     ("IMAP fetch", "imapclient.imapclient", "IMAPClient.fetch"),
     ("IMAP move", "imapclient.imapclient", "IMAPClient.move"),
-    ("outbox deliver_due", "maild.adapters.outbox", "OutboxSender.deliver_due"),
-    ("  outbox SMTP send", "maild.adapters.mailer", "SmtpRelay.send"),
-    ("  outbox mark sent", "maild.adapters.outbox", "OutboxSender._mark_sent"),
+    (
+        "outbox deliver_due",
+        "maild.adapters.outgoing.outbox",
+        "OutboxSender.deliver_due",
+    ),
+    ("  outbox SMTP send", "maild.adapters.outgoing.relay", "SmtpRelay.send"),
+    ("  outbox mark sent", "maild.adapters.outgoing.outbox", "OutboxSender._mark_sent"),
 )
 _timers: dict[str, list[float]] = {}
 

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, create_engine, text
 
-from maild.adapters.database import upgrade
-from maild.adapters.models import (
+from maild.adapters.database.engine import upgrade
+from maild.adapters.database.models import (
     AttachmentRow,
     AutoAnswerRow,
     CounterRow,

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from maild import daemon
-from maild.adapters.models import TicketRow
+from maild.adapters.database.models import TicketRow
+from maild.app.fire_timers import _COLUMNS
 from maild.config import load_settings
-from maild.sla_desk import _COLUMNS
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # a Monday, business hours
@@ -95,7 +95,7 @@ def measure(count: int, due: int, database_url: str = "") -> dict[str, float]:
         )
         settings = load_settings(config)
         if database_url:
-            from maild.adapters.database import upgrade
+            from maild.adapters.database.engine import upgrade
 
             upgrade(database_url)
         parts = daemon.build(settings, lambda: NOW, parse_workers=1)

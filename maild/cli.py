@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from maild.adapters import report
-from maild.adapters.database import upgrade
-from maild.adapters.message import normalize_address
-from maild.adapters.staff import ROLES, add_staff, list_staff, remove_staff
-from maild.adapters.store import Store, open_store
+from maild.adapters.database import report
+from maild.adapters.database.engine import upgrade
+from maild.adapters.database.staff import ROLES, add_staff, list_staff, remove_staff
+from maild.adapters.database.store import Store, open_store
+from maild.adapters.outgoing.mime import normalize_address
 from maild.config import Settings, config_path, load_settings
 from maild.domain import MailOrigin, TicketState
 from maild.errors import ConfigError, MaildError
@@ -162,7 +162,7 @@ def _quarantine_parser(commands: Any) -> None:
 
 
 def _run(settings: Settings, _args: argparse.Namespace) -> int:
-    from maild import daemon  # see _handle_once
+    from maild.runtime import daemon  # see _handle_once
 
     return daemon.run(settings)
 
@@ -273,7 +273,9 @@ def _handle_once(
 
     take gives the mail; a LookupError from it is the user's error.
     """
-    from maild import daemon  # the daemon's modules: only for commands that handle mail
+    from maild.runtime import (
+        daemon,  # the daemon's modules: only for commands that handle mail
+    )
 
     parts = daemon.build(settings, parse_workers=1)
     try:

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from maild import daemon
-from maild.adapters.models import AutoAnswerRow, OutboxRow, TicketRow
-from maild.adapters.report import show_ticket
+from maild.adapters.database.models import AutoAnswerRow, OutboxRow, TicketRow
+from maild.adapters.database.report import show_ticket
 from maild.config import load_settings
 from maild.domain import MailOrigin
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 from tests.support.factories import FakeClock
 

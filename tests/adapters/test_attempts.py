@@ -16,23 +16,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from maild import daemon
-from maild.adapters.blobs import BlobStore
-from maild.adapters.database import make_engine, upgrade
-from maild.adapters.message import build_message
-from maild.adapters.models import MailRow, TicketRow
-from maild.adapters.store import (
+from maild.adapters.database.blobs import BlobStore
+from maild.adapters.database.engine import make_engine, upgrade
+from maild.adapters.database.models import MailRow, TicketRow
+from maild.adapters.database.store import (
     MailAlreadyFinished,
     MailRecord,
     MailState,
     Store,
     Tx,
 )
+from maild.adapters.outgoing.mime import build_message
+from maild.app.handle_mail import Service
 from maild.config import load_settings
 from maild.core.parse import content_hash
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import StoreUnavailable
-from maild.service import Service
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -285,7 +285,7 @@ def test_reopen_without_the_kept_bytes_changes_nothing(
 def test_a_new_uidvalidity_is_resynchronised_by_content(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="maild.adapters.store")
+    caplog.set_level(logging.WARNING, logger="maild.adapters.database.store")
     handled = register(store, MailOrigin(source=IMAP, uidvalidity=7, uid=1), b"A")
     finish(store, handled.id, MailState.DONE)
     # The mailbox was renumbered: mail A is now UID 2, another mail took UID 1.

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from maild import daemon
-from maild.adapters.database import upgrade
-from maild.adapters.report import list_tickets, show_ticket
+from maild.adapters.database.engine import upgrade
+from maild.adapters.database.report import list_tickets, show_ticket
 from maild.config import load_settings
 from maild.domain import MailOrigin
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 
 ORIGIN = MailOrigin(source="replay", envelope_recipients=("helpdesk@example.com",))

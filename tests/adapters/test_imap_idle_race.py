@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from maild.adapters.imap_intake import ImapIntake, has_unread
+from maild.adapters.intake.imap import ImapIntake, has_unread
 from maild.domain import MailDisposition, MailOrigin
 from tests.support.dovecot import HELPDESK, DovecotServer
 

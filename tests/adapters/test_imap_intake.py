@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import imapclient.imapclient
 import pytest
 
-from maild.adapters.imap_intake import (
+from maild.adapters.intake.imap import (
     ImapIntake,
     folder_parents,
     server_folder,
@@ -327,7 +327,7 @@ def test_reconnects_after_the_connection_is_lost(
     caplog: pytest.LogCaptureFixture,
     how: str,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="maild.adapters.imap_intake")
+    caplog.set_level(logging.WARNING, logger="maild.adapters.intake.imap")
     handler = RecordingHandler()
     running(ImapIntake(clean_mailbox.settings(), handler))
     clean_mailbox.append(HELPDESK, make_mail("before"))

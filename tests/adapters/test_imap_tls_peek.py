@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from maild.adapters.imap_intake import has_unread
+from maild.adapters.intake.imap import has_unread
 
 
 class TinyImapsServer:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maild.adapters.message import build_message, safe_filename
+from maild.adapters.outgoing.mime import build_message, safe_filename
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
 from maild.core.fields import extract_fields
 from maild.core.parse import parse_mail

@@ -16,13 +16,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from maild.adapters import message as message_module
-from maild.adapters.mailer import EmlDirectory, Mailer, SmtpRelay, eml_name, make_mailer
-from maild.adapters.message import (
+from maild.adapters.outgoing import mime as message_module
+from maild.adapters.outgoing.mime import (
     build_message,
     normalize_address,
     safe_filename,
     valid_recipients,
+)
+from maild.adapters.outgoing.relay import (
+    EmlDirectory,
+    Mailer,
+    SmtpRelay,
+    eml_name,
+    make_mailer,
 )
 from maild.config import SmtpSettings
 from maild.domain import Attachment, Audience, OutboundMail
@@ -418,7 +424,7 @@ def test_relay_some_recipients_refused_is_a_success(
     smtp_sink.refuse(mail.to[1], 550)
     relay = relay_for(smtp_sink)
     try:
-        with caplog.at_level(logging.WARNING, logger="maild.adapters.mailer"):
+        with caplog.at_level(logging.WARNING, logger="maild.adapters.outgoing.relay"):
             send(relay, mail)
     finally:
         relay.close()
@@ -487,7 +493,7 @@ def test_relay_starttls_unavailable_is_deferred_and_logged(
 ) -> None:
     relay = relay_for(smtp_sink, starttls=True)
     with (
-        caplog.at_level(logging.ERROR, logger="maild.adapters.mailer"),
+        caplog.at_level(logging.ERROR, logger="maild.adapters.outgoing.relay"),
         pytest.raises(DeliveryDeferred, match="STARTTLS"),
     ):
         send(relay, make_mail())

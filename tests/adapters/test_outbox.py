@@ -14,15 +14,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from maild import daemon
-from maild.adapters.blobs import BlobStore
-from maild.adapters.database import make_engine
-from maild.adapters.mailer import SmtpRelay
-from maild.adapters.models import EventRow, OutboxRow
-from maild.adapters.outbox import BATCH, FailedDelivery, OutboxSender, outbox_counts
-from maild.adapters.store import Store, Tx
+from maild.adapters.database.blobs import BlobStore
+from maild.adapters.database.engine import make_engine
+from maild.adapters.database.models import EventRow, OutboxRow
+from maild.adapters.database.store import Store, Tx
+from maild.adapters.outgoing.outbox import (
+    BATCH,
+    FailedDelivery,
+    OutboxSender,
+    outbox_counts,
+)
+from maild.adapters.outgoing.relay import SmtpRelay
 from maild.config import load_settings
 from maild.domain import MailOrigin
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 from tests.support.factories import FakeClock
 from tests.support.smtp_sink import SmtpSink
@@ -224,7 +229,7 @@ def test_the_hook_commits_with_the_failure_or_not_at_all(
 def test_an_unavailable_database_does_not_end_the_loop(
     tmp_path: Path, smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="maild.adapters.outbox")
+    caplog.set_level(logging.WARNING, logger="maild.adapters.outgoing.outbox")
     engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'maild.db'}")
     store = Store(engine, BlobStore(tmp_path / "blobs"))
     desk = Desk(tmp_path, smtp_sink)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from maild.adapters.models import MailRow, OutboxRow, StaffRow
+from maild.adapters.database.models import MailRow, OutboxRow, StaffRow
 from maild.domain import Audience, Notification
 from tests.adapters.test_answer_ladder import CHEF, MARIE, MON, Desk
 
@@ -93,7 +93,7 @@ def test_an_outsider_answering_a_mail_of_ours_reaches_staff_only(
     number = desk.open()
     confirmation = desk.outbox()[0].message_id
     before = len(desk.outbox())
-    with caplog.at_level(logging.WARNING, logger="maild.outbound"):
+    with caplog.at_level(logging.WARNING, logger="maild.app.queue_notifications"):
         desk.mail(
             OUTSIDER,
             "Re: Verify your email address",

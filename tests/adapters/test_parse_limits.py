@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from maild import daemon
-from maild.adapters.models import AutoAnswerRow, MailRow, OutboxRow
-from maild.adapters.parse_worker import ParserPool
+from maild.adapters.database.models import AutoAnswerRow, MailRow, OutboxRow
+from maild.adapters.intake.parse_worker import ParserPool
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
 from maild.config import load_settings
 from maild.core.limits import REFUSAL_REASONS
 from maild.core.parse import ParseLimits
 from maild.domain import Audience, MailDisposition, MailOrigin, Notification
 from maild.errors import MailRejected, ParseTimeout, UnparseableMail
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 from tests.support.factories import FakeClock
 from tests.unit.test_hostile_parse import header_lines, many_parts, nested

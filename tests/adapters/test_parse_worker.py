@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from maild.adapters.parse_worker import AHEAD, ParserPool
+from maild.adapters.intake.parse_worker import AHEAD, ParserPool
 from maild.core.parse import ParseLimits, parse_mail
 from maild.domain import InboundMail
 from maild.errors import MailTooLarge, ParseTimeout, UnparseableMail

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-from maild.sending import Doorbell
+from maild.runtime.sender import Doorbell
 
 
 def test_rings_wake_the_sender_once_and_the_closed_pipe_stops_it() -> None:

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, text
 
-from maild import daemon
-from maild.adapters.models import OutboxRow
+from maild.adapters.database.models import OutboxRow
+from maild.adapters.database.staff import add_staff
 from maild.adapters.scheduler import SlaTicker
-from maild.adapters.staff import add_staff
 from maild.config import load_settings
 from maild.domain import MailOrigin
+from maild.runtime import daemon
 from tests.support.daemon import write_config
 from tests.support.factories import FakeClock
 
@@ -57,12 +57,12 @@ class Desk:
         return self.parts.service.check_sla(moment)
 
     def tickets(self) -> list[dict]:  # type: ignore[type-arg]
-        from maild.adapters.report import list_tickets
+        from maild.adapters.database.report import list_tickets
 
         return list_tickets(self.parts.store, None)
 
     def events(self, number: str, kind: str) -> list[dict]:  # type: ignore[type-arg]
-        from maild.adapters.report import show_ticket
+        from maild.adapters.database.report import show_ticket
 
         shown = show_ticket(self.parts.store, number)
         assert shown is not None
@@ -268,7 +268,7 @@ def test_the_ticker_calls_the_service_with_the_injected_clock() -> None:
 
 
 def test_stats_give_sla_and_median_times(desk: Desk) -> None:
-    from maild.adapters.report import stats
+    from maild.adapters.database.report import stats
 
     number = desk.open()
     desk.clock.now = MON.replace(hour=9, minute=30)

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from maild.adapters.smtp_intake import SmtpIntake
+from maild.adapters.intake.smtp import SmtpIntake
 from maild.domain import MailDisposition, MailOrigin
 
 

@@ -15,10 +15,10 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
-from maild.adapters import blobs as blobs_module
-from maild.adapters import database as database_module
-from maild.adapters.blobs import BlobStore
-from maild.adapters.database import (
+from maild.adapters.database import blobs as blobs_module
+from maild.adapters.database import engine as database_module
+from maild.adapters.database.blobs import BlobStore
+from maild.adapters.database.engine import (
     HEAD_REVISION,
     Checkpointer,
     alembic_config,
@@ -26,9 +26,9 @@ from maild.adapters.database import (
     make_engine,
     upgrade,
 )
-from maild.adapters.models import TicketRow, WatcherRow
-from maild.adapters.report import list_tickets
-from maild.adapters.store import MailState, Store
+from maild.adapters.database.models import TicketRow, WatcherRow
+from maild.adapters.database.report import list_tickets
+from maild.adapters.database.store import MailState, Store
 from maild.domain import Attachment, EventKind, MailOrigin, TicketState
 from maild.errors import StoreUnavailable
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from maild import daemon
-from maild.adapters.models import MailRow, OutboxRow, TicketRow
-from maild.adapters.store import FINAL_STATES, MailState
+from maild.adapters.database.models import MailRow, OutboxRow, TicketRow
+from maild.adapters.database.store import FINAL_STATES, MailState
 from maild.config import load_settings
 from maild.domain import MailOrigin
+from maild.runtime import daemon
 from tests.support.corpus import corpus_files
 from tests.support.daemon import write_config
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from maild.adapters.database import upgrade
+from maild.adapters.database.engine import upgrade
 from tests.support.crash import (
     Database,
     HoldingSink,

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from maild.adapters.database import WRITE_OPTION
-from maild.daemon import STOP_SECONDS
+from maild.adapters.database.engine import WRITE_OPTION
+from maild.runtime.daemon import STOP_SECONDS
 from tests.support.crash import (
     Database,
     Started,

@@ -30,8 +30,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from maild.adapters.database import make_engine
-from maild.adapters.models import MailRow, OutboxRow, TicketRow
+from maild.adapters.database.engine import make_engine
+from maild.adapters.database.models import MailRow, OutboxRow, TicketRow
 from tests.support.daemon import Daemon, start_daemon
 from tests.support.dovecot import DovecotServer
 from tests.support.smtp_sink import ReceivedMail, free_port

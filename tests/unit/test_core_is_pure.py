@@ -21,8 +21,8 @@ FORBIDDEN = {
     "pathlib",
     "requests",
     "maild.adapters",
-    "maild.service",
-    "maild.daemon",
+    "maild.app.handle_mail",
+    "maild.runtime.daemon",
     "maild.config",
 }
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import maild.adapters.models
+import maild.adapters.database.models
 
 
 revision: str = "0001"
@@ -43,12 +43,12 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.Integer(), nullable=True),
         sa.Column(
             "received_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=False,
         ),
         sa.Column(
             "handled_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=True,
         ),
         sa.Column("blob_sha256", sa.String(length=64), nullable=False),
@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column(
-            "added_at", maild.adapters.models.UtcDateTime(timezone=True), nullable=False
+            "added_at", maild.adapters.database.models.UtcDateTime(timezone=True), nullable=False
         ),
         sa.PrimaryKeyConstraint("address", name=op.f("pk_staff")),
     )
@@ -89,27 +89,27 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(length=320), nullable=True),
         sa.Column(
             "created_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=False,
         ),
         sa.Column(
             "callback_due_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=True,
         ),
         sa.Column(
             "first_call_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=True,
         ),
         sa.Column("callback_met", sa.Boolean(), nullable=True),
         sa.Column(
             "resolved_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=True,
         ),
         sa.Column(
-            "closed_at", maild.adapters.models.UtcDateTime(timezone=True), nullable=True
+            "closed_at", maild.adapters.database.models.UtcDateTime(timezone=True), nullable=True
         ),
         sa.Column("close_reason", sa.String(length=16), nullable=True),
         sa.Column("rating_score", sa.Integer(), nullable=True),
@@ -143,7 +143,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column(
-            "at", maild.adapters.models.UtcDateTime(timezone=True), nullable=False
+            "at", maild.adapters.database.models.UtcDateTime(timezone=True), nullable=False
         ),
         sa.Column("is_held", sa.Boolean(), nullable=False),
         sa.Column("template", sa.String(length=64), nullable=False),
@@ -167,7 +167,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("actor", sa.String(length=320), nullable=False),
         sa.Column(
-            "at", maild.adapters.models.UtcDateTime(timezone=True), nullable=False
+            "at", maild.adapters.database.models.UtcDateTime(timezone=True), nullable=False
         ),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("message_id", sa.String(length=998), nullable=True),
@@ -199,17 +199,17 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column(
             "next_attempt_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=False,
         ),
         sa.Column("last_error", sa.Text(), nullable=False),
         sa.Column(
             "created_at",
-            maild.adapters.models.UtcDateTime(timezone=True),
+            maild.adapters.database.models.UtcDateTime(timezone=True),
             nullable=False,
         ),
         sa.Column(
-            "sent_at", maild.adapters.models.UtcDateTime(timezone=True), nullable=True
+            "sent_at", maild.adapters.database.models.UtcDateTime(timezone=True), nullable=True
         ),
         sa.ForeignKeyConstraint(
             ["ticket_id"], ["tickets.id"], name=op.f("fk_outbox_ticket_id_tickets")

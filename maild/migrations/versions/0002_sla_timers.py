@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import maild.adapters.models
+import maild.adapters.database.models
 
 
 revision: str = "0002"
@@ -25,35 +25,35 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "reminder_at",
-                maild.adapters.models.UtcDateTime(timezone=True),
+                maild.adapters.database.models.UtcDateTime(timezone=True),
                 nullable=True,
             )
         )
         batch_op.add_column(
             sa.Column(
                 "breach_at",
-                maild.adapters.models.UtcDateTime(timezone=True),
+                maild.adapters.database.models.UtcDateTime(timezone=True),
                 nullable=True,
             )
         )
         batch_op.add_column(
             sa.Column(
                 "reannounce_at",
-                maild.adapters.models.UtcDateTime(timezone=True),
+                maild.adapters.database.models.UtcDateTime(timezone=True),
                 nullable=True,
             )
         )
         batch_op.add_column(
             sa.Column(
                 "pdr_retry_at",
-                maild.adapters.models.UtcDateTime(timezone=True),
+                maild.adapters.database.models.UtcDateTime(timezone=True),
                 nullable=True,
             )
         )
         batch_op.add_column(
             sa.Column(
                 "auto_close_at",
-                maild.adapters.models.UtcDateTime(timezone=True),
+                maild.adapters.database.models.UtcDateTime(timezone=True),
                 nullable=True,
             )
         )

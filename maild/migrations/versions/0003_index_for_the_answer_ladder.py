@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import maild.adapters.models
+import maild.adapters.database.models
 
 
 revision: str = '0003'

@@ -32,8 +32,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from maild.adapters.blobs import BlobStore
-from maild.adapters.database import (
+from maild.adapters.database.blobs import BlobStore
+from maild.adapters.database.engine import (
     RELAXED_OPTION,
     WRITE_OPTION,
     is_sqlite,
@@ -41,7 +41,7 @@ from maild.adapters.database import (
     make_engine,
     upgrade,
 )
-from maild.adapters.models import (
+from maild.adapters.database.models import (
     AttachmentRow,
     AutoAnswerRow,
     CounterRow,

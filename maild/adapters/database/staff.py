@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from maild.adapters.models import StaffRow
-from maild.adapters.store import Store
+from maild.adapters.database.models import StaffRow
+from maild.adapters.database.store import Store
 from maild.config import Settings
 
 ROLES = ("technician", "supervisor")

@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from maild.adapters.models import TicketRow
-from maild.adapters.outbox import FailedDelivery
-from maild.adapters.store import Tx
+from maild.adapters.database.models import TicketRow
+from maild.adapters.database.store import Tx
+from maild.adapters.database.ticket_rows import add_maild_event, view_of
+from maild.adapters.outgoing.outbox import FailedDelivery
+from maild.app.apply_reply import members
+from maild.app.queue_notifications import Outbound
 from maild.config import Settings
 from maild.core import notify
 from maild.domain import Audience, EventKind
-from maild.outbound import Outbound
-from maild.replies import members
-from maild.ticket_rows import add_maild_event, view_of
 
 log = logging.getLogger(__name__)
 

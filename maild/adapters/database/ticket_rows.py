@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from maild.adapters.models import TicketRow
-from maild.adapters.store import Tx, attachments_of, watchers_of
+from maild.adapters.database.models import TicketRow
+from maild.adapters.database.store import Tx, attachments_of, watchers_of
 from maild.core.permissions import TicketFacts
 from maild.core.timers import Timers
 from maild.domain import (

@@ -17,8 +17,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from maild.adapters.models import CounterRow, TicketRow
-from maild.adapters.store import Store, Tx
+from maild.adapters.database.models import CounterRow, TicketRow
+from maild.adapters.database.store import Store, Tx
+from maild.adapters.database.ticket_rows import (
+    add_maild_event,
+    set_timers,
+    ticket_view,
+    timers_of,
+    view_of,
+)
+from maild.app.apply_reply import members
+from maild.app.queue_notifications import Outbound
 from maild.config import Settings
 from maild.core import notify
 from maild.core.sla import BusinessCalendar
@@ -28,15 +37,6 @@ from maild.core.timers import (
     timers_after_firing,
 )
 from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView
-from maild.outbound import Outbound
-from maild.replies import members
-from maild.ticket_rows import (
-    add_maild_event,
-    set_timers,
-    ticket_view,
-    timers_of,
-    view_of,
-)
 
 log = logging.getLogger(__name__)
 

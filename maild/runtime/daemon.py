@@ -1,7 +1,7 @@
 """The daemon: wiring, loops, signals, and the one catch-all around a message.
 
 Builds the adapters from Settings, starts the intakes (SMTP and/or IMAP) and
-the outbox sender (a process of its own, maild.sending), and stops them on
+the outbox sender (a process of its own, maild.runtime.sender), and stops them on
 SIGTERM/SIGINT: the mail in hand is finished, the outbox flushed as far as it
 goes, and the process exits 0.
 """
@@ -19,24 +19,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
-from maild.adapters.database import Checkpointer, is_sqlite
-from maild.adapters.imap_intake import ImapIntake
-from maild.adapters.mailer import make_mailer
-from maild.adapters.message import build_message
-from maild.adapters.outbox import Flag, OutboxSender
-from maild.adapters.parse_worker import AHEAD, ParserPool
+from maild.adapters.database.engine import Checkpointer, is_sqlite
+from maild.adapters.database.store import Store, open_store
+from maild.adapters.intake.imap import ImapIntake
+from maild.adapters.intake.parse_worker import AHEAD, ParserPool
+from maild.adapters.intake.smtp import SmtpIntake
+from maild.adapters.outgoing.mime import build_message
+from maild.adapters.outgoing.outbox import Flag, OutboxSender
+from maild.adapters.outgoing.relay import make_mailer
 from maild.adapters.scheduler import SlaTicker
-from maild.adapters.smtp_intake import SmtpIntake
-from maild.adapters.store import Store, open_store
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
+from maild.app.handle_mail import Clock, Service
+from maild.app.queue_notifications import Outbound
+from maild.app.record_delivery_failure import DeliveryDesk
 from maild.config import Settings
 from maild.core.parse import ParseLimits
-from maild.delivery_desk import DeliveryDesk
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import ConfigError, TransientError
-from maild.outbound import Outbound
-from maild.sending import SendingProcess
-from maild.service import Clock, Service
+from maild.runtime.sender import SendingProcess
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class SafeHandler:
 def run(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run the daemon until stop is set or a signal arrives; return the exit code.
 
-    The outbox is sent by a process of its own (maild.sending), on the wall
+    The outbox is sent by a process of its own (maild.runtime.sender), on the wall
     clock: an injected clock is for build(), whose parts tests drive.
     """
     stop = stop or threading.Event()

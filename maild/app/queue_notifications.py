@@ -17,14 +17,14 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from maild.adapters.message import valid_recipients
-from maild.adapters.models import OutboxRow, TicketRow
-from maild.adapters.store import Tx
+from maild.adapters.database.models import OutboxRow, TicketRow
+from maild.adapters.database.store import Tx
+from maild.adapters.database.ticket_rows import add_maild_event
+from maild.adapters.outgoing.mime import valid_recipients
 from maild.config import Settings
 from maild.core import notify
 from maild.core.bounces import BounceFacts
 from maild.domain import EventKind, Notification, OutboundMail
-from maild.ticket_rows import add_maild_event
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Protocol, assert_never
 
 from sqlalchemy import select
 
-from maild.adapters.models import TicketRow
-from maild.adapters.store import (
+from maild.adapters.database.models import TicketRow
+from maild.adapters.database.store import (
     FINAL_STATES,
     MailAlreadyFinished,
     MailRecord,
@@ -26,6 +26,16 @@ from maild.adapters.store import (
     Store,
     Tx,
 )
+from maild.adapters.database.ticket_rows import (
+    add_mail_event,
+    add_watchers,
+    set_timers,
+    ticket_view,
+    view_of,
+)
+from maild.app.apply_reply import ReplyWork, role_for_help, staff_role
+from maild.app.fire_timers import SlaDesk
+from maild.app.queue_notifications import MessageBuilder, Outbound, Renderer
 from maild.config import Settings
 from maild.core import notify
 from maild.core.classify import (
@@ -62,16 +72,6 @@ from maild.domain import (
     Urgency,
 )
 from maild.errors import MailRejected, MailTooLarge, StoreUnavailable, TransientError
-from maild.outbound import MessageBuilder, Outbound, Renderer
-from maild.replies import ReplyWork, role_for_help, staff_role
-from maild.sla_desk import SlaDesk
-from maild.ticket_rows import (
-    add_mail_event,
-    add_watchers,
-    set_timers,
-    ticket_view,
-    view_of,
-)
 
 log = logging.getLogger(__name__)
 

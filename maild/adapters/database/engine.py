@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration; a test checks it is Alembic's head. Knowing it lets a
 # command see an up-to-date database without loading Alembic (0.3 s a command).
 HEAD_REVISION = "0003"

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
-from maild.adapters.message import clean_header, valid_recipients
+from maild.adapters.outgoing.mime import clean_header, valid_recipients
 from maild.config import SmtpSettings
 from maild.errors import DeliveryDeferred, DeliveryFailed
 

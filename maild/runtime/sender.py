@@ -120,7 +120,7 @@ def serve(settings: Settings, doorbell: Connection) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from maild.daemon import build_sender  # the child's own modules and store
+    from maild.runtime.daemon import build_sender  # the child's own modules and store
 
     bell = Doorbell(doorbell)
     sender, store = build_sender(settings, bell)

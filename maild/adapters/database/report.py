@@ -14,21 +14,21 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from maild.adapters.models import (
+from maild.adapters.database.models import (
     AttachmentRow,
     EventRow,
     MailRow,
     TicketRow,
     WatcherRow,
 )
-from maild.adapters.outbox import outbox_counts
-from maild.adapters.store import (
+from maild.adapters.database.store import (
     MailState,
     Store,
     attachments_of,
     events_of,
     watchers_of,
 )
+from maild.adapters.outgoing.outbox import outbox_counts
 from maild.domain import EventKind, TicketState, Urgency
 
 Json = dict[str, Any]

@@ -12,8 +12,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from maild.adapters.models import TicketRow
-from maild.adapters.store import Tx
+from maild.adapters.database.models import TicketRow
+from maild.adapters.database.store import Tx
+from maild.adapters.database.ticket_rows import (
+    add_mail_event,
+    facts_of,
+    set_timers,
+    timers_of,
+    view_of,
+)
+from maild.app.queue_notifications import Outbound
 from maild.config import Settings
 from maild.core import notify
 from maild.core.commands import Command, CommandKind, RefusedLine, parse_commands
@@ -41,8 +49,6 @@ from maild.domain import (
     Role,
     TicketState,
 )
-from maild.outbound import Outbound
-from maild.ticket_rows import add_mail_event, facts_of, set_timers, timers_of, view_of
 
 log = logging.getLogger(__name__)
 

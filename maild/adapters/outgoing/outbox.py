@@ -22,8 +22,8 @@ from typing import Protocol, cast
 
 from sqlalchemy import Table, func, select, update
 
-from maild.adapters.models import OutboxRow
-from maild.adapters.store import Store, Tx
+from maild.adapters.database.models import OutboxRow
+from maild.adapters.database.store import Store, Tx
 from maild.errors import DeliveryDeferred, DeliveryFailed, StoreUnavailable
 
 log = logging.getLogger(__name__)
