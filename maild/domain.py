@@ -79,6 +79,63 @@ class Audience(StrEnum):
     SENDER = "sender"  # whoever wrote the mail being answered
 
 
+class Timer(StrEnum):
+    REMINDER = "reminder"  # the call-back deadline approaches
+    BREACH = "breach"  # the call-back deadline passed without a call
+    REANNOUNCE = "reannounce"  # still unclaimed: announce to the pool again
+    PDR_RETRY = "pdr_retry"  # a call got no answer: time to call again
+    AUTO_CLOSE = "auto_close"  # resolved with no answer for too long
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    """When each SLA timer of a ticket is next due; None when it is not set."""
+
+    reminder_at: datetime | None = None
+    breach_at: datetime | None = None
+    reannounce_at: datetime | None = None
+    pdr_retry_at: datetime | None = None
+    auto_close_at: datetime | None = None
+
+    def due_at(self, timer: Timer) -> datetime | None:
+        return {
+            Timer.REMINDER: self.reminder_at,
+            Timer.BREACH: self.breach_at,
+            Timer.REANNOUNCE: self.reannounce_at,
+            Timer.PDR_RETRY: self.pdr_retry_at,
+            Timer.AUTO_CLOSE: self.auto_close_at,
+        }[timer]
+
+
+class MailState(StrEnum):
+    """What became of a mail taken in, as its record says."""
+
+    PENDING = "pending"  # taken in, not handled yet (or handling crashed)
+    DONE = "done"  # a ticket or an event on one
+    IGNORED = "ignored"  # auto-reply, bounce, list: recorded, not answered
+    QUARANTINED = "quarantined"
+
+
+FINAL_STATES = (MailState.DONE, MailState.IGNORED, MailState.QUARANTINED)
+
+
+@dataclass(frozen=True, slots=True)
+class MailRecord:
+    """A mail's record: its id, where it stands, how many attempts it cost."""
+
+    id: int
+    state: MailState
+    attempts: int
+    reason: str
+    is_new: bool  # first time this mail is seen
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"  # queued, or deferred until next_attempt_at
+    SENT = "sent"
+    FAILED = "failed"  # refused for good (5xx), bounced, or out of attempts
+
+
 class MailDisposition(StrEnum):
     """Where a handled mail ends: it decides the IMAP folder."""
 
@@ -234,6 +291,40 @@ class SlaPolicy:
     pdr_retry_after: timedelta = timedelta(hours=2)
     auto_close_after: timedelta = timedelta(days=7)
     digest_at: time = time(8, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket as the store keeps it: what the use cases read and change.
+
+    Frozen: a change is a new value (dataclasses.replace), which the store
+    saves; watchers, events and attachments are kept apart.
+    """
+
+    id: int
+    number: str
+    token: str  # the unguessable part of our Message-IDs about it
+    ticket_type: TicketType
+    status: TicketState
+    subject: str
+    description: str
+    requester: Person
+    beneficiary: Person
+    application: str
+    urgency: Urgency
+    phone: str
+    owner: str | None
+    created_at: datetime
+    callback_due_at: datetime | None
+    timers: Timers = Timers()
+    first_call_at: datetime | None = None
+    callback_met: bool | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    close_reason: CloseReason | None = None
+    rating_score: int | None = None
+    rating_comment: str | None = None
+    source_mail_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from maild.domain import MailState
+
 
 class MaildError(Exception):
     """Base of every error maild raises on purpose."""
@@ -79,3 +81,12 @@ class DeliveryDeferred(TransientError):
 
 class DeliveryFailed(MaildError):
     """The relay answered 5xx: permanent."""
+
+
+class MailAlreadyFinished(MaildError):
+    """Another handling of this mail committed its effect first; roll back."""
+
+    def __init__(self, mail_id: int, state: MailState) -> None:
+        super().__init__(f"mail {mail_id} is already {state}")
+        self.mail_id = mail_id
+        self.state = state

@@ -31,12 +31,8 @@ from maild.app.queue_notifications import Outbound
 from maild.config import Settings
 from maild.core import notify
 from maild.core.sla import BusinessCalendar
-from maild.core.timers import (
-    Timer,
-    may_fire,
-    timers_after_firing,
-)
-from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView
+from maild.core.timers import may_fire, timers_after_firing
+from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView, Timer
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,7 @@ from typing import Protocol, assert_never
 from sqlalchemy import select
 
 from maild.adapters.database.models import TicketRow
-from maild.adapters.database.store import (
-    FINAL_STATES,
-    MailAlreadyFinished,
-    MailRecord,
-    MailState,
-    Store,
-    Tx,
-)
+from maild.adapters.database.store import Store, Tx
 from maild.adapters.database.ticket_rows import (
     add_mail_event,
     add_watchers,
@@ -58,11 +51,14 @@ from maild.core.permissions import Actor, StaffRole
 from maild.core.sla import BusinessCalendar
 from maild.core.timers import timers_for_new
 from maild.domain import (
+    FINAL_STATES,
     EventKind,
     IgnoreReason,
     InboundMail,
     MailDisposition,
     MailOrigin,
+    MailRecord,
+    MailState,
     Person,
     Role,
     TicketNumber,
@@ -71,7 +67,13 @@ from maild.domain import (
     TicketView,
     Urgency,
 )
-from maild.errors import MailRejected, MailTooLarge, StoreUnavailable, TransientError
+from maild.errors import (
+    MailAlreadyFinished,
+    MailRejected,
+    MailTooLarge,
+    StoreUnavailable,
+    TransientError,
+)
 
 log = logging.getLogger(__name__)
 

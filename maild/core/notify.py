@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import assert_never
 
 from maild.core.classify import is_accepted
-from maild.core.timers import Timer
 from maild.domain import (
     Attachment,
     Audience,
@@ -21,6 +20,7 @@ from maild.domain import (
     Person,
     Role,
     TicketView,
+    Timer,
 )
 
 

@@ -8,9 +8,8 @@ transaction as the notice it sends, so a restart neither loses nor repeats one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from enum import StrEnum
 from typing import assert_never
 
 from maild.core.sla import (
@@ -19,37 +18,10 @@ from maild.core.sla import (
     deadlines,
     is_business_time,
 )
-from maild.domain import EventKind, SlaPolicy, Urgency
-
-
-class Timer(StrEnum):
-    REMINDER = "reminder"  # the call-back deadline approaches
-    BREACH = "breach"  # the call-back deadline passed without a call
-    REANNOUNCE = "reannounce"  # still unclaimed: announce to the pool again
-    PDR_RETRY = "pdr_retry"  # a call got no answer: time to call again
-    AUTO_CLOSE = "auto_close"  # resolved with no answer for too long
-
+from maild.domain import EventKind, SlaPolicy, Timer, Timers, Urgency
 
 # Reminders and re-announcements wait for business hours; the others do not.
 BUSINESS_HOURS_ONLY = frozenset({Timer.REMINDER, Timer.REANNOUNCE, Timer.PDR_RETRY})
-
-
-@dataclass(frozen=True, slots=True)
-class Timers:
-    reminder_at: datetime | None = None
-    breach_at: datetime | None = None
-    reannounce_at: datetime | None = None
-    pdr_retry_at: datetime | None = None
-    auto_close_at: datetime | None = None
-
-    def due_at(self, timer: Timer) -> datetime | None:
-        return {
-            Timer.REMINDER: self.reminder_at,
-            Timer.BREACH: self.breach_at,
-            Timer.REANNOUNCE: self.reannounce_at,
-            Timer.PDR_RETRY: self.pdr_retry_at,
-            Timer.AUTO_CLOSE: self.auto_close_at,
-        }[timer]
 
 
 def timers_for_new(

@@ -19,19 +19,13 @@ from sqlalchemy import select
 from maild.adapters.database.blobs import BlobStore
 from maild.adapters.database.engine import make_engine, upgrade
 from maild.adapters.database.models import MailRow, TicketRow
-from maild.adapters.database.store import (
-    MailAlreadyFinished,
-    MailRecord,
-    MailState,
-    Store,
-    Tx,
-)
+from maild.adapters.database.store import Store, Tx
 from maild.adapters.outgoing.mime import build_message
 from maild.app.handle_mail import Service
 from maild.config import load_settings
 from maild.core.parse import content_hash
-from maild.domain import MailDisposition, MailOrigin
-from maild.errors import StoreUnavailable
+from maild.domain import MailDisposition, MailOrigin, MailRecord, MailState
+from maild.errors import MailAlreadyFinished, StoreUnavailable
 from maild.runtime import daemon
 from tests.support.daemon import write_config
 

@@ -16,10 +16,9 @@ from hypothesis import given, settings
 from sqlalchemy import select
 
 from maild.adapters.database.models import MailRow
-from maild.adapters.database.store import FINAL_STATES, MailState
 from maild.config import load_settings
 from maild.core.parse import content_hash
-from maild.domain import MailDisposition, MailOrigin
+from maild.domain import FINAL_STATES, MailDisposition, MailOrigin, MailState
 from maild.runtime import daemon
 from tests.support.daemon import write_config
 from tests.unit.test_fuzz_mime import CI, LONG, hostile_mail

@@ -28,8 +28,8 @@ from maild.adapters.database.engine import (
 )
 from maild.adapters.database.models import TicketRow, WatcherRow
 from maild.adapters.database.report import list_tickets
-from maild.adapters.database.store import MailState, Store
-from maild.domain import Attachment, EventKind, MailOrigin, TicketState
+from maild.adapters.database.store import Store
+from maild.domain import Attachment, EventKind, MailOrigin, MailState, TicketState
 from maild.errors import StoreUnavailable
 
 NOW = datetime(2026, 11, 29, 16, 0, tzinfo=UTC)

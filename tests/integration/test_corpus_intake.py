@@ -14,9 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from maild.adapters.database.models import MailRow, OutboxRow, TicketRow
-from maild.adapters.database.store import FINAL_STATES, MailState
 from maild.config import load_settings
-from maild.domain import MailOrigin
+from maild.domain import FINAL_STATES, MailOrigin, MailState
 from maild.runtime import daemon
 from tests.support.corpus import corpus_files
 from tests.support.daemon import write_config

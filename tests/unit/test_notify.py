@@ -21,7 +21,6 @@ from maild.core.notify import (
     is_over_cap,
     notifications_for,
 )
-from maild.core.timers import Timer
 from maild.domain import (
     Audience,
     CommandResult,
@@ -29,6 +28,7 @@ from maild.domain import (
     Person,
     Role,
     TicketView,
+    Timer,
 )
 from tests.support.factories import make_view
 

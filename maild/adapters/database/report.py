@@ -22,14 +22,13 @@ from maild.adapters.database.models import (
     WatcherRow,
 )
 from maild.adapters.database.store import (
-    MailState,
     Store,
     attachments_of,
     events_of,
     watchers_of,
 )
 from maild.adapters.outgoing.outbox import outbox_counts
-from maild.domain import EventKind, TicketState, Urgency
+from maild.domain import EventKind, MailState, TicketState, Urgency
 
 Json = dict[str, Any]
 _IN_CHUNK = 500  # ticket ids per IN (...): under every database's parameter limit

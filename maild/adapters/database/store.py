@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -53,42 +52,23 @@ from maild.adapters.database.models import (
     WatcherRow,
 )
 from maild.config import Settings
-from maild.domain import Attachment, EventKind, InboundMail, MailOrigin, OutboundMail
-from maild.errors import MaildError, StoreUnavailable
+from maild.domain import (
+    FINAL_STATES,
+    Attachment,
+    EventKind,
+    InboundMail,
+    MailOrigin,
+    MailRecord,
+    MailState,
+    OutboundMail,
+)
+from maild.errors import MailAlreadyFinished, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 # What a database that is down, restarting or locked raises: try again later.
 _UNAVAILABLE = (OperationalError, InterfaceError)
 _MAILS = cast(Table, MailRow.__table__)
-
-
-class MailState(StrEnum):
-    PENDING = "pending"  # taken in, not handled yet (or handling crashed)
-    DONE = "done"  # a ticket or an event on one
-    IGNORED = "ignored"  # auto-reply, bounce, list: recorded, not answered
-    QUARANTINED = "quarantined"
-
-
-FINAL_STATES = (MailState.DONE, MailState.IGNORED, MailState.QUARANTINED)
-
-
-class MailAlreadyFinished(MaildError):
-    """Another handling of this mail committed its effect first; roll back."""
-
-    def __init__(self, mail_id: int, state: MailState) -> None:
-        super().__init__(f"mail {mail_id} is already {state}")
-        self.mail_id = mail_id
-        self.state = state
-
-
-@dataclass(frozen=True, slots=True)
-class MailRecord:
-    id: int
-    state: MailState
-    attempts: int
-    reason: str
-    is_new: bool  # first time this mail is seen
 
 
 @dataclass(frozen=True, slots=True)

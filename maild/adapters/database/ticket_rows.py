@@ -8,7 +8,6 @@ from datetime import datetime
 from maild.adapters.database.models import TicketRow
 from maild.adapters.database.store import Tx, attachments_of, watchers_of
 from maild.core.permissions import TicketFacts
-from maild.core.timers import Timers
 from maild.domain import (
     CloseReason,
     EventKind,
@@ -17,6 +16,7 @@ from maild.domain import (
     TicketState,
     TicketType,
     TicketView,
+    Timers,
     Urgency,
 )
 
