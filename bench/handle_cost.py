@@ -3,7 +3,7 @@
 The throughput phase runs the whole daemon against Dovecot and an SMTP sink
 on a 2-core machine, where a change worth 5 % drowns in the run-to-run
 noise. This measures the part a code change usually touches: the bench
-corpus (the same mails as the throughput phase) handed to `Service.handle`
+corpus (the same mails as the throughput phase) handed to `HandleMail.handle`
 in this process, parsed in process too, on a fresh SQLite database per round.
 It prints CPU milliseconds per mail (this thread's CPU time, so waiting on
 fsync does not count, nor the SMTP sink, which runs in another thread) for

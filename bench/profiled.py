@@ -65,9 +65,10 @@ def _printable(parameters: Any) -> Any:
 
 # (label, module, attribute path): the steps of handling a mail, timed with
 # perf_counter in --timers mode. Functions imported by name are patched where
-# they are looked up (maild.service.classify, maild.daemon.build_message).
+# they are looked up (maild.app.handle_mail.classify,
+# maild.runtime.daemon.build_message).
 TIMED = (
-    ("handle one mail (service)", "maild.app.handle_mail", "Service.handle"),
+    ("handle one mail (service)", "maild.app.handle_mail", "HandleMail.handle"),
     (
         "  register + attempt commit",
         "maild.adapters.database.store",
@@ -79,8 +80,8 @@ TIMED = (
         "ParserPool.parse",
     ),
     ("  classify (+ thread lookups)", "maild.app.handle_mail", "classify"),
-    ("  open ticket transaction", "maild.app.handle_mail", "Service._open_ticket"),
-    ("  reply transaction", "maild.app.handle_mail", "Service._reply"),
+    ("  open ticket", "maild.app.open_ticket", "OpenTicket.open"),
+    ("  reply transaction", "maild.app.handle_mail", "HandleMail._reply"),
     ("    queue notifications", "maild.app.queue_notifications", "Outbound.queue"),
     ("      answer caps", "maild.app.queue_notifications", "Outbound._within_caps"),
     ("      render templates", "maild.adapters.templates", "TemplateRenderer.render"),
@@ -100,7 +101,7 @@ TIMED = (
         "OutboxSender.deliver_due",
     ),
     ("  outbox SMTP send", "maild.adapters.outgoing.relay", "SmtpRelay.send"),
-    ("  outbox mark sent", "maild.adapters.outgoing.outbox", "OutboxSender._mark_sent"),
+    ("  outbox mark sent", "maild.adapters.database.store", "Store.mark_sent"),
 )
 _timers: dict[str, list[float]] = {}
 

@@ -4,7 +4,7 @@
 
 Builds a database of N tickets whose SLA timers are almost all in the future
 (a few hundred due now), then times (1) the scan alone, the five indexed
-queries `SlaDesk` runs at every tick, and (2) a whole `check(now)` that fires
+queries `FireTimers` runs at every tick, and (2) a whole `check(now)` that fires
 the due timers and queues their notices. The scan should cost about the same
 at any N: it follows the number of due tickets, not the number of tickets.
 """
@@ -23,8 +23,9 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from maild.adapters.database.models import TicketRow
-from maild.app.fire_timers import _COLUMNS
+from maild.app.fire_timers import BATCH
 from maild.config import load_settings
+from maild.domain import Timer
 from maild.runtime import daemon
 from tests.support.daemon import write_config
 
@@ -81,8 +82,8 @@ def _scan_seconds(parts: daemon.Parts, repeat: int = 20) -> float:
     timings = []
     for _ in range(repeat):
         start = time.perf_counter()
-        for column in _COLUMNS.values():
-            parts.service.sla._due(column, NOW)
+        for timer in Timer:
+            parts.store.due_tickets(timer, NOW, BATCH)
         timings.append(time.perf_counter() - start)
     return statistics.median(timings)
 

@@ -21,8 +21,8 @@ from maild.adapters.database import report
 from maild.adapters.database.engine import upgrade
 from maild.adapters.database.staff import ROLES, add_staff, list_staff, remove_staff
 from maild.adapters.database.store import Store, open_store
-from maild.adapters.outgoing.mime import normalize_address
 from maild.config import Settings, config_path, load_settings
+from maild.core.addresses import normalize_address
 from maild.domain import MailOrigin, TicketState
 from maild.errors import ConfigError, MaildError
 

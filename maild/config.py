@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from maild.core.classify import is_plain_mailbox
+from maild.core.addresses import is_plain_mailbox
 from maild.core.sla import BusinessCalendar
 from maild.domain import SlaPolicy, Urgency
 from maild.errors import ConfigError

@@ -136,6 +136,18 @@ class OutboxState(StrEnum):
     FAILED = "failed"  # refused for good (5xx), bounced, or out of attempts
 
 
+@dataclass(frozen=True, slots=True)
+class FailedDelivery:
+    """A queued mail the relay refused for good (or that bounced)."""
+
+    message_id: str
+    ticket_id: int | None
+    recipients: tuple[str, ...]
+    subject: str
+    audience: str  # an Audience value, as the outbox row kept it
+    error: str
+
+
 class MailDisposition(StrEnum):
     """Where a handled mail ends: it decides the IMAP folder."""
 
@@ -360,27 +372,35 @@ class CommandResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Notification:
-    """A mail to write: which template, for whom, about what. Rendered by adapters.
+class Notice:
+    """What one mail says: the typed context of its template.
 
-    template + audience pick `templates/<lang>/<template>.<audience>.{txt,html}.j2`.
+    One subclass a template (or a family of templates), in core/notices.py;
+    the renderer gives its fields to the template under their own names.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A mail to write: which template, for whom, saying what. Rendered by adapters.
+
+    template + audience pick `templates/<lang>/<template>.<audience>.{txt,html}.j2`;
+    the notice is that template's context, the rest is the envelope.
     """
 
     template: str  # e.g. "confirmation", "announcement"
     audience: Audience
     to: tuple[str, ...]
-    ticket: TicketView | None = None
-    text: str = ""  # a comment, a reason, free text the template shows
-    lines: tuple[str, ...] = ()  # e.g. a transcript, one line per command
-    note: str = ""  # a short remark, e.g. why a beneficiary was not taken
+    notice: Notice
     in_reply_to: str = ""  # Message-ID of the mail being answered
     is_capped: bool = False  # to people outside the staff: answer caps apply
-    actor: str = ""  # who did what the mail reports (an address), if anyone
     attachments: tuple[Attachment, ...] = ()  # travel with a forwarded comment
-    note_detail: str = ""  # the value a note code refers to, e.g. an address
-    results: tuple[CommandResult, ...] = ()  # a transcript, in the order written
-    tickets: tuple[TicketView, ...] = ()  # a LIST answer or a digest
-    role: str = ""  # the reader's role, for HELP: requester|technician|supervisor
+
+    @property
+    def ticket(self) -> TicketView | None:
+        """The ticket the mail is about, if its notice names one: it tags subjects."""
+        ticket = getattr(self.notice, "ticket", None)
+        return ticket if isinstance(ticket, TicketView) else None
 
 
 @dataclass(frozen=True, slots=True)

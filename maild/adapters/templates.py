@@ -12,17 +12,17 @@ Filters available to templates:
 - `label`: the word for a TicketType, Urgency or TicketState in the language;
 - `person`: a Person as "Name <address>" (or the bare address).
 
-Variables: `ticket` (TicketView or None), `tag`, `ticket_tag`, `text`, `lines`,
-`note` (a code, translated by `_notes.*.j2`) and `note_detail`, `to`,
-`helpdesk`, `language`, `actor` (an address), `results` (CommandResult),
-`tickets` (TicketView), `role`, `attachments` (names only); HTML also
-`mail_subject`.
+Variables: the fields of the notification's notice (core/notices.py), under
+their own names, and `ticket` (the notice's, or None when it names none);
+then what the renderer knows itself: `tag`, `ticket_tag` ("[TAG NUMBER]", or
+""), `helpdesk` (HelpdeskAddresses) and `attachments` (the names of the files
+the mail carries); HTML also `mail_subject`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +43,11 @@ from maild.domain import (
 TEMPLATE_DIR: Final = Path(__file__).resolve().parents[2] / "templates"
 LANGUAGES: Final = ("fr", "en")
 SUBJECT_MAX: Final = 200
+# What the renderer gives every template besides the notice's fields: no
+# notice may have a field of these names (a test checks it).
+RENDERER_NAMES: Final = frozenset(
+    {"tag", "ticket_tag", "helpdesk", "attachments", "mail_subject"}
+)
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Every character Python's str.splitlines() treats as a line boundary, and NUL.
@@ -194,23 +199,14 @@ class TemplateRenderer:
         return _LABELS[self._language].get(value, str(value))
 
     def _context(self, notification: Notification) -> dict[str, Any]:
+        notice = notification.notice
         ticket = notification.ticket
-        note, detail = note_parts(notification.note, notification.note_detail)
         return {
             "ticket": ticket,
+            **{field.name: getattr(notice, field.name) for field in fields(notice)},
             "tag": self._tag,
             "ticket_tag": f"[{self._tag} {ticket.number}]" if ticket else "",
-            "text": notification.text,
-            "lines": notification.lines,
-            "note": note,
-            "note_detail": detail,
-            "to": notification.to,
             "helpdesk": self._helpdesk,
-            "language": self._language,
-            "actor": notification.actor,
-            "results": notification.results,
-            "tickets": notification.tickets,
-            "role": notification.role,
             "attachments": attachment_names(notification.attachments),
         }
 
@@ -236,14 +232,6 @@ def format_person(person: Person) -> str:
     """Write a person as `Name <address>`, or the bare address without a name."""
     name = one_line(person.name)
     return f"{name} <{person.address}>" if name else person.address
-
-
-def note_parts(note: str, detail: str) -> tuple[str, str]:
-    """Split a note into its code and detail; `code:detail` is read as both."""
-    if not detail and ":" in note:
-        code, _, detail = note.partition(":")
-        return code.strip(), detail.strip()
-    return note.strip(), detail
 
 
 def attachment_names(attachments: tuple[Attachment, ...]) -> tuple[str, ...]:

@@ -1,27 +1,23 @@
-"""Working a ticket by reply: commands, comments and the transcript. Wiring only.
+"""Use case: apply a reply to its ticket — commands, comment, transcript.
 
 The new text of a reply is split into commands and a comment (core/quotes,
 core/commands); each command is decided (core/permissions) on the ticket as
-the previous one left it and, when allowed, applied to the ticket row here;
-the comment is recorded and forwarded (core/notify); one transcript answers
-a mail that held commands. All of it in the caller's transaction.
+the previous one left it and, when allowed, the ticket it leaves is computed
+(core/tickets) and saved; the comment is recorded and forwarded
+(core/notify); one transcript answers a mail that held commands. All of it
+in the caller's transaction, through the DeskSession port.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import assert_never
 
-from maild.adapters.database.models import TicketRow
-from maild.adapters.database.store import Tx
-from maild.adapters.database.ticket_rows import (
-    add_mail_event,
-    facts_of,
-    set_timers,
-    timers_of,
-    view_of,
-)
+from maild.app.ports import DeskSession, NewEvent
 from maild.app.queue_notifications import Outbound
+from maild.app.staff import assignees, staff_role
 from maild.config import Settings
 from maild.core import notify
 from maild.core.commands import Command, CommandKind, RefusedLine, parse_commands
@@ -31,56 +27,67 @@ from maild.core.permissions import (
     Allowed,
     RefusalReason,
     Refused,
-    StaffRole,
     TicketFacts,
     decide,
-    facts_after,
     may_rate_closed,
     roles_of,
 )
 from maild.core.quotes import new_text
-from maild.core.sla import BusinessCalendar, callback_status
-from maild.core.timers import timers_after
+from maild.core.sla import BusinessCalendar
+from maild.core.tickets import INTERNAL_EVENTS, after_command, facts_of, ticket_view
 from maild.domain import (
-    CloseReason,
     CommandResult,
     EventKind,
     InboundMail,
     Role,
+    Ticket,
     TicketState,
+    TicketView,
 )
 
 log = logging.getLogger(__name__)
 
-_INTERNAL = frozenset({EventKind.CALL, EventKind.PDR, EventKind.TASK, EventKind.NOTE})
 UNVERIFIED = "unverified_sender"  # the transcript's reason for a spoofable command
 
 
-def staff_role(address: str, settings: Settings, added: dict[str, str]) -> StaffRole:
-    """The staff role of an address: configuration first, then the CLI's list."""
-    helpdesk, address = settings.helpdesk, address.lower()
-    if address in helpdesk.supervisors or added.get(address) == "supervisor":
-        return StaffRole.SUPERVISOR
-    if address in helpdesk.technicians or added.get(address) == "technician":
-        return StaffRole.TECHNICIAN
-    return StaffRole.NONE
+@dataclass(slots=True)
+class _Reply:
+    """One reply being applied: the mail, its sender, and the ticket as it stands."""
+
+    tx: DeskSession
+    mail: InboundMail
+    mail_id: int
+    now: datetime
+    actor: Actor
+    added_staff: dict[str, Role]
+    ticket: Ticket
+
+    def event(self, kind: EventKind, text: str, *, is_internal: bool = False) -> int:
+        """Record an event this mail caused on the ticket; return its id."""
+        return self.tx.add_event(
+            self.ticket.id,
+            NewEvent(
+                kind,
+                self.actor.address,
+                self.now,
+                text,
+                self.mail.message_id,
+                is_internal=is_internal,
+                mail_id=self.mail_id,
+            ),
+        )
+
+    def view(self) -> TicketView:
+        tx, ticket = self.tx, self.ticket
+        return ticket_view(
+            ticket, tx.watchers(ticket.id), tx.attachment_names(ticket.id)
+        )
+
+    def facts(self) -> TicketFacts:
+        return facts_of(self.ticket, self.tx.watchers(self.ticket.id))
 
 
-def members(settings: Settings, added: dict[str, str], role: str) -> tuple[str, ...]:
-    """The technicians or the supervisors ("technician", "supervisor"): those of
-    the configuration and those added with the command line, sorted."""
-    helpdesk = settings.helpdesk
-    configured = helpdesk.supervisors if role == "supervisor" else helpdesk.technicians
-    return tuple(sorted({*configured, *(a for a, r in added.items() if r == role)}))
-
-
-def assignees(settings: Settings, added: dict[str, str]) -> frozenset[str]:
-    """Who ASSIGN may name: every technician and supervisor."""
-    helpdesk = settings.helpdesk
-    return frozenset((*helpdesk.technicians, *helpdesk.supervisors, *added))
-
-
-class ReplyWork:
+class ApplyReply:
     """Applies one reply to one ticket inside an open transaction."""
 
     def __init__(
@@ -91,103 +98,96 @@ class ReplyWork:
         self.calendar = calendar
 
     def apply(
-        self, tx: Tx, row: TicketRow, mail: InboundMail, mail_id: int, now: datetime
+        self,
+        tx: DeskSession,
+        ticket: Ticket,
+        mail: InboundMail,
+        mail_id: int,
+        now: datetime,
     ) -> str:
         """Apply the reply; return a one-line summary for the mail record."""
-        added = tx.staff()
+        added = dict(tx.staff())
         actor = Actor(
             mail.sender.address, staff_role(mail.sender.address, self.settings, added)
         )
+        reply = _Reply(tx, mail, mail_id, now, actor, added, ticket)
         parsed = parse_commands(new_text(mail.command_text))
         comment = _with_enclosed(parsed.comment, mail)
-        identity = self._identity(row, mail)
-        facts = facts_of(tx, row)
-        is_stranger = not actor.is_staff and not roles_of(actor, facts)
-        if row.status == TicketState.CLOSED.value and not self._is_rating(
-            row, parsed.commands, now
+        identity = self._identity(ticket, mail)
+        is_stranger = not actor.is_staff and not roles_of(actor, reply.facts())
+        if ticket.status is TicketState.CLOSED and not self._works_closed(
+            actor, ticket, parsed.commands, now
         ):
-            return self._on_closed(tx, row, actor, mail, mail_id, now, is_stranger)
+            return self._on_closed(reply, is_stranger=is_stranger)
         entries: list[Command | RefusedLine] = sorted(
             (*parsed.commands, *parsed.refused), key=lambda e: e.line_no
         )
         results = [
-            self._command(tx, row, actor, entry, mail, mail_id, now, added)
+            self._command(reply, entry)
             if identity.is_verified
-            else self._unverified(tx, row, actor, entry, mail, mail_id, now)
+            else self._unverified(reply, entry)
             for entry in entries
         ]
         if comment or (mail.attachments and not entries):
-            self._comment(
-                tx,
-                row,
-                actor,
-                comment,
-                mail,
-                mail_id,
-                now,
-                is_verified=identity.is_verified,
-            )
+            self._comment(reply, comment, is_verified=identity.is_verified)
         elif mail.attachments:
-            tx.add_attachments(row.id, None, mail.attachments)  # kept on the ticket
+            tx.add_attachments(ticket.id, None, mail.attachments)  # kept on it
         if results:
             answer: notify.Outcome = (
                 notify.NotApplied(actor.address, mail.message_id)
                 if is_stranger
                 else notify.Transcript(
-                    view_of(tx, row), actor.address, tuple(results), mail.message_id
+                    reply.view(), actor.address, tuple(results), mail.message_id
                 )
             )
             # Need to know: nothing of the ticket goes to a stranger, not even
             # the thread it belongs to.
-            self.outbound.queue_all(tx, answer, None if is_stranger else row, now)
+            self.outbound.queue_all(
+                tx, answer, None if is_stranger else reply.ticket, now
+            )
         done = sum(r.is_done for r in results)
         return (
-            f"reply on {row.number}: {done} command(s) done, "
+            f"reply on {ticket.number}: {done} command(s) done, "
             f"{len(results) - done} refused"
         )
 
-    def _is_rating(
-        self, row: TicketRow, commands: tuple[Command, ...], now: datetime
+    def _works_closed(
+        self,
+        actor: Actor,
+        ticket: Ticket,
+        commands: tuple[Command, ...],
+        now: datetime,
     ) -> bool:
-        """A RATE on a closed ticket, within the period that follows its closure."""
+        """Whether a reply to a closed ticket is applied like one to an open one:
+        staff's commands (a NOTE fits a closed ticket, the rest are refused as
+        wrong_state), or a RATE within the period that follows the closure."""
+        if not commands:
+            return False
+        if actor.is_staff:
+            return True
         return any(c.kind is CommandKind.RATE for c in commands) and (
             may_rate_closed(
-                row.closed_at, now, self.settings.retention.rate_days_after_close
+                ticket.closed_at, now, self.settings.retention.rate_days_after_close
             )
         )
 
-    def _on_closed(
-        self,
-        tx: Tx,
-        row: TicketRow,
-        actor: Actor,
-        mail: InboundMail,
-        mail_id: int,
-        now: datetime,
-        is_stranger: bool,
-    ) -> str:
+    def _on_closed(self, reply: _Reply, *, is_stranger: bool) -> str:
         """Keep a reply to a closed ticket for staff; tell its sender to write anew."""
-        add_mail_event(
-            tx,
-            row,
-            EventKind.COMMENT,
-            actor.address,
-            now,
-            new_text(mail.text),
-            mail,
-            mail_id,
-            is_internal=True,
+        event_id = reply.event(
+            EventKind.COMMENT, new_text(reply.mail.text), is_internal=True
         )
-        if is_stranger:
-            answer: notify.Outcome = notify.NotApplied(actor.address, mail.message_id)
-        else:
-            answer = notify.ClosedTicketReply(
-                view_of(tx, row), actor.address, mail.message_id
-            )
-        self.outbound.queue_all(tx, answer, None if is_stranger else row, now)
-        return f"reply on closed {row.number}"
+        reply.tx.add_attachments(reply.ticket.id, event_id, reply.mail.attachments)
+        sender, message_id = reply.actor.address, reply.mail.message_id
+        answer: notify.Outcome = (
+            notify.NotApplied(sender, message_id)
+            if is_stranger
+            else notify.ClosedTicketReply(reply.view(), sender, message_id)
+        )
+        ticket = None if is_stranger else reply.ticket
+        self.outbound.queue_all(reply.tx, answer, ticket, reply.now)
+        return f"reply on closed {reply.ticket.number}"
 
-    def _identity(self, row: TicketRow, mail: InboundMail) -> IdentityCheck:
+    def _identity(self, ticket: Ticket, mail: InboundMail) -> IdentityCheck:
         """Check the sender against the trusted MTA's Authentication-Results."""
         identity = check_sender(
             mail.sender.address,
@@ -197,23 +197,14 @@ class ReplyWork:
         if not identity.is_verified:
             log.warning(
                 "ticket=%s msgid=%s sender %s not verified: %s",
-                row.number,
+                ticket.number,
                 mail.message_id,
                 mail.sender.address,
                 identity.detail,
             )
         return identity
 
-    def _unverified(
-        self,
-        tx: Tx,
-        row: TicketRow,
-        actor: Actor,
-        entry: Command | RefusedLine,
-        mail: InboundMail,
-        mail_id: int,
-        now: datetime,
-    ) -> CommandResult:
+    def _unverified(self, reply: _Reply, entry: Command | RefusedLine) -> CommandResult:
         """Refuse a command whose sender the trusted MTA did not vouch for.
 
         Staff see the whole line on the ticket; the transcript names the
@@ -225,214 +216,89 @@ class ReplyWork:
         else:
             line, keyword = entry.line, entry.keyword
         shown = keyword.value.upper() if keyword is not None else "?"
-        return self._refuse(
-            tx, row, actor, line, UNVERIFIED, "", mail, mail_id, now, shown=shown
-        )
+        return _refuse(reply, line, UNVERIFIED, "", shown=shown)
 
-    def _command(
-        self,
-        tx: Tx,
-        row: TicketRow,
-        actor: Actor,
-        entry: Command | RefusedLine,
-        mail: InboundMail,
-        mail_id: int,
-        now: datetime,
-        added: dict[str, str],
-    ) -> CommandResult:
+    def _command(self, reply: _Reply, entry: Command | RefusedLine) -> CommandResult:
         if isinstance(entry, RefusedLine):
-            return self._refuse(
-                tx,
-                row,
-                actor,
-                entry.line,
-                entry.problem.value,
-                entry.suggestion,
-                mail,
-                mail_id,
-                now,
-            )
+            return _refuse(reply, entry.line, entry.problem.value, entry.suggestion)
         line = _line_of(entry)
+        facts = reply.facts()
         decision = decide(
-            actor, entry, facts_of(tx, row), assignees=assignees(self.settings, added)
+            reply.actor,
+            entry,
+            facts,
+            assignees=assignees(self.settings, reply.added_staff),
         )
         match decision:
             case Refused():
-                return self._refuse(
-                    tx,
-                    row,
-                    actor,
-                    line,
-                    decision.reason.value,
-                    _refusal_detail(decision, entry),
-                    mail,
-                    mail_id,
-                    now,
-                )
+                detail = _refusal_detail(decision, entry)
+                return _refuse(reply, line, decision.reason.value, detail)
             case Allowed():
-                self._apply_allowed(tx, row, actor, entry, decision, mail, mail_id, now)
+                self._apply_allowed(reply, facts, entry, decision)
                 return CommandResult(line, is_done=True)
+            case _:  # pragma: no cover - exhaustive, checked by mypy
+                assert_never(decision)
 
     def _apply_allowed(
-        self,
-        tx: Tx,
-        row: TicketRow,
-        actor: Actor,
-        command: Command,
-        decision: Allowed,
-        mail: InboundMail,
-        mail_id: int,
-        now: datetime,
+        self, reply: _Reply, facts: TicketFacts, command: Command, decision: Allowed
     ) -> None:
-        previous_owner = row.owner
-        facts = facts_after(facts_of(tx, row), actor, command)
-        row.owner = facts.owner
-        row.status = decision.next_state.value
-        _apply_effect(row, command, now)
-        set_timers(
-            row,
-            timers_after(
-                decision.event, timers_of(row), now, self.settings.sla, self.calendar
-            ),
+        previous_owner = reply.ticket.owner
+        reply.ticket = after_command(
+            reply.ticket,
+            facts,
+            reply.actor,
+            command,
+            decision,
+            reply.now,
+            self.settings.sla,
+            self.calendar,
         )
-        add_mail_event(
-            tx,
-            row,
+        reply.tx.save_ticket(reply.ticket)
+        reply.event(
             decision.event,
-            actor.address,
-            now,
             _event_text(command),
-            mail,
-            mail_id,
-            is_internal=decision.event in _INTERNAL,
+            is_internal=decision.event in INTERNAL_EVENTS,
         )
-        self.outbound.queue_all(
-            tx,
-            notify.CommandApplied(
-                decision.event,
-                view_of(tx, row),
-                actor.address,
-                command.text,
-                previous_owner,
-            ),
-            row,
-            now,
+        applied = notify.CommandApplied(
+            decision.event,
+            reply.view(),
+            reply.actor.address,
+            command.text,
+            previous_owner,
         )
-        log.info("ticket=%s %s by %s", row.number, decision.event, actor.address)
-
-    def _refuse(
-        self,
-        tx: Tx,
-        row: TicketRow,
-        actor: Actor,
-        line: str,
-        reason: str,
-        detail: str,
-        mail: InboundMail,
-        mail_id: int,
-        now: datetime,
-        *,
-        shown: str | None = None,
-    ) -> CommandResult:
-        add_mail_event(
-            tx,
-            row,
-            EventKind.COMMAND_REFUSED,
-            actor.address,
-            now,
-            f"{line} ({reason})",
-            mail,
-            mail_id,
-            is_internal=True,
-        )
-        return CommandResult(
-            line if shown is None else shown,
-            is_done=False,
-            reason=reason,
-            detail=detail,
+        self.outbound.queue_all(reply.tx, applied, reply.ticket, reply.now)
+        log.info(
+            "ticket=%s %s by %s",
+            reply.ticket.number,
+            decision.event,
+            reply.actor.address,
         )
 
-    def _comment(
-        self,
-        tx: Tx,
-        row: TicketRow,
-        actor: Actor,
-        text: str,
-        mail: InboundMail,
-        mail_id: int,
-        now: datetime,
-        *,
-        is_verified: bool,
-    ) -> None:
+    def _comment(self, reply: _Reply, text: str, *, is_verified: bool) -> None:
         # An unverified sender's text is kept for staff and never forwarded.
         author = (
-            _author(actor, facts_of(tx, row)) if is_verified else notify.Author.STRANGER
+            _author(reply.actor, reply.facts())
+            if is_verified
+            else notify.Author.STRANGER
         )
         is_internal = author in (notify.Author.STAFF, notify.Author.STRANGER)
-        event_id = add_mail_event(
-            tx,
-            row,
-            EventKind.COMMENT,
-            actor.address,
-            now,
-            text,
-            mail,
-            mail_id,
-            is_internal=is_internal,
+        event_id = reply.event(EventKind.COMMENT, text, is_internal=is_internal)
+        attachments = reply.mail.attachments
+        reply.tx.add_attachments(reply.ticket.id, event_id, attachments)
+        added = notify.CommentAdded(
+            reply.view(), author, reply.actor.address, text, attachments
         )
-        tx.add_attachments(row.id, event_id, mail.attachments)
-        self.outbound.queue_all(
-            tx,
-            notify.CommentAdded(
-                view_of(tx, row), author, actor.address, text, mail.attachments
-            ),
-            row,
-            now,
-        )
+        self.outbound.queue_all(reply.tx, added, reply.ticket, reply.now)
 
 
-def _apply_effect(row: TicketRow, command: Command, now: datetime) -> None:
-    """What a command changes on the ticket besides its state and owner."""
-    match command.kind:
-        case CommandKind.CALL | CommandKind.PDR:
-            _first_call(row, now)
-        case CommandKind.RESOLVED:
-            _first_call(row, now)
-            row.resolved_at = now
-        case CommandKind.REFUSE:
-            row.resolved_at = None
-        case CommandKind.ACCEPT:
-            row.closed_at, row.close_reason = now, CloseReason.ACCEPTED.value
-        case CommandKind.CANCEL:
-            row.closed_at, row.close_reason = now, CloseReason.CANCELLED.value
-        case CommandKind.RATE:
-            row.rating_score, row.rating_comment = command.score, command.text
-        case (
-            CommandKind.CLAIM
-            | CommandKind.RELEASE
-            | CommandKind.ASSIGN
-            | CommandKind.TASK
-            | CommandKind.NOTE
-        ):
-            pass  # state and owner only, set by the caller
-
-
-def _first_call(row: TicketRow, now: datetime) -> None:
-    """The first CALL, PDR or RESOLVED meets (or misses) the call-back SLA."""
-    if row.first_call_at is None:
-        row.first_call_at = now
-        if row.callback_due_at is not None:
-            row.callback_met = callback_status(row.callback_due_at, now, now)
-
-
-def _author(actor: Actor, facts: TicketFacts) -> notify.Author:
-    address = actor.address.lower()
-    if facts.owner and address == facts.owner.lower():
-        return notify.Author.OWNER
-    parties = {facts.requester.lower(), facts.beneficiary.lower(), *facts.watchers}
-    if address in parties:
-        return notify.Author.PARTY
-    return notify.Author.STAFF if actor.is_staff else notify.Author.STRANGER
+def _refuse(
+    reply: _Reply, line: str, reason: str, detail: str, *, shown: str | None = None
+) -> CommandResult:
+    """Record a refused command for staff; return its transcript line."""
+    reply.event(EventKind.COMMAND_REFUSED, f"{line} ({reason})", is_internal=True)
+    return CommandResult(
+        line if shown is None else shown, is_done=False, reason=reason, detail=detail
+    )
 
 
 def _refusal_detail(decision: Refused, command: Command) -> str:
@@ -455,6 +321,16 @@ def _with_enclosed(comment: str, mail: InboundMail) -> str:
     return "\n\n".join(part for part in (comment, enclosed) if part)
 
 
+def _author(actor: Actor, facts: TicketFacts) -> notify.Author:
+    address = actor.address.lower()
+    if facts.owner and address == facts.owner.lower():
+        return notify.Author.OWNER
+    parties = {facts.requester.lower(), facts.beneficiary.lower(), *facts.watchers}
+    if address in parties:
+        return notify.Author.PARTY
+    return notify.Author.STAFF if actor.is_staff else notify.Author.STRANGER
+
+
 def _line_of(command: Command) -> str:
     parts = [command.kind.value.upper()]
     if command.score is not None:
@@ -472,14 +348,3 @@ def _event_text(command: Command) -> str:
     if command.kind is CommandKind.ASSIGN:
         return command.address
     return command.text
-
-
-def role_for_help(actor: Actor) -> Role:
-    """The role whose help and list a sender gets."""
-    match actor.staff_role:
-        case StaffRole.SUPERVISOR:
-            return Role.SUPERVISOR
-        case StaffRole.TECHNICIAN:
-            return Role.TECHNICIAN
-        case StaffRole.NONE:
-            return Role.REQUESTER

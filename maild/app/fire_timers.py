@@ -1,68 +1,39 @@
-"""The SLA desk: fires the timers that are due and sends the morning digests.
-Wiring only: `check(now)` is what the scheduler calls.
+"""Use case: fire the SLA timers that are due (the scheduler's tick).
 
-Due tickets are found with indexed queries on the timer columns, so the cost
-follows the number of due tickets, not the number of tickets. Each ticket is
-handled in its own transaction, in which the timer is re-read, its notice
-queued and the timer cleared (or moved on): a restart neither loses a timer
-nor sends one twice.
+Due tickets are asked of the store by timer, so the cost follows the number
+of due tickets, not the number of tickets. Each ticket is handled in its own
+transaction, in which it is read again (locked), what the timer does to it
+is decided (core/tickets, through core/workflow), the ticket saved, the
+event recorded and the notice queued: a restart neither loses a timer nor
+sends one twice. Reminders and re-announcements wait for business hours.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import Final
 
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import InstrumentedAttribute
-
-from maild.adapters.database.models import CounterRow, TicketRow
-from maild.adapters.database.store import Store, Tx
-from maild.adapters.database.ticket_rows import (
-    add_maild_event,
-    set_timers,
-    ticket_view,
-    timers_of,
-    view_of,
-)
-from maild.app.apply_reply import members
+from maild.app.ports import MAILD, DeskStore, NewEvent
 from maild.app.queue_notifications import Outbound
+from maild.app.staff import members
 from maild.config import Settings
 from maild.core import notify
 from maild.core.sla import BusinessCalendar
-from maild.core.timers import may_fire, timers_after_firing
-from maild.domain import CloseReason, EventKind, Role, TicketState, TicketView, Timer
+from maild.core.tickets import after_timer, ticket_view
+from maild.core.timers import may_fire
+from maild.domain import Role, Timer
 
 log = logging.getLogger(__name__)
 
-BATCH = 200
-DIGEST_LINES = 50  # tickets listed per part of a digest, most urgent first
-AT_RISK_WITHIN = timedelta(hours=4)
-_OPEN = (TicketState.NEW, TicketState.IN_PROGRESS, TicketState.RESOLVED)
-_WORKED = (TicketState.NEW.value, TicketState.IN_PROGRESS.value)
-_COLUMNS: dict[Timer, InstrumentedAttribute[datetime | None]] = {
-    Timer.REMINDER: TicketRow.reminder_at,
-    Timer.BREACH: TicketRow.breach_at,
-    Timer.REANNOUNCE: TicketRow.reannounce_at,
-    Timer.PDR_RETRY: TicketRow.pdr_retry_at,
-    Timer.AUTO_CLOSE: TicketRow.auto_close_at,
-}
-_EVENTS = {
-    Timer.REMINDER: EventKind.REMINDER,
-    Timer.PDR_RETRY: EventKind.REMINDER,
-    Timer.BREACH: EventKind.BREACH,
-    Timer.REANNOUNCE: EventKind.REANNOUNCED,
-    Timer.AUTO_CLOSE: EventKind.AUTO_CLOSED,
-}
-_DIGEST_COUNTER = "digest"
+BATCH: Final = 200
 
 
-class SlaDesk:
+class FireTimers:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: DeskStore,
         outbound: Outbound,
         calendar: BusinessCalendar,
     ) -> None:
@@ -71,150 +42,40 @@ class SlaDesk:
         self.outbound = outbound
         self.calendar = calendar
 
-    def check(self, now: datetime) -> int:
-        """Fire every timer due at now, then the digests; return how many fired."""
+    def fire(self, now: datetime) -> int:
+        """Fire every timer due at now; return how many fired."""
         fired = 0
-        for timer, column in _COLUMNS.items():
+        for timer in Timer:
             if not may_fire(timer, now, self.calendar):
                 continue  # held until business hours; stays due
             while True:
-                due_ids = self._due(column, now)
-                done = sum(self._fire_one(i, timer, column, now) for i in due_ids)
+                due_ids = self.store.due_tickets(timer, now, BATCH)
+                done = sum(self._fire_one(i, timer, now) for i in due_ids)
                 fired += done
                 if done == 0 or len(due_ids) < BATCH:
                     break  # all fired, or nothing more will fire this tick
-        return fired + self._digests(now)
+        return fired
 
-    def _fire_one(
-        self,
-        ticket_id: int,
-        timer: Timer,
-        column: InstrumentedAttribute[datetime | None],
-        now: datetime,
-    ) -> int:
-        """Fire one ticket's timer if it is still due once the row is locked."""
+    def _fire_one(self, ticket_id: int, timer: Timer, now: datetime) -> int:
+        """Fire one ticket's timer if it is still due once the ticket is locked."""
         with self.store.transaction() as tx:
-            row = tx.session.get(TicketRow, ticket_id, with_for_update=True)
-            due = getattr(row, column.key) if row is not None else None
-            if row is None or due is None or due > now:
+            ticket = tx.ticket_by_id(ticket_id, for_update=True)
+            due = ticket.timers.due_at(timer) if ticket is not None else None
+            if ticket is None or due is None or due > now:
                 return 0
-            self._fire(tx, row, timer, now)
+            firing = after_timer(ticket, timer, now, self.settings.sla, self.calendar)
+            tx.save_ticket(firing.ticket)
+            if firing.event is None:
+                return 1  # no longer applies: cleared, nobody told
+            tx.add_event(
+                ticket.id,
+                NewEvent(firing.event, MAILD, now, timer.value, is_internal=True),
+            )
+            view = ticket_view(
+                firing.ticket, tx.watchers(ticket.id), tx.attachment_names(ticket.id)
+            )
+            supervisors = members(self.settings, tx.staff(), Role.SUPERVISOR)
+            fired = notify.TimerFired(timer, view, supervisors)
+            self.outbound.queue_all(tx, fired, firing.ticket, now)
+            log.info("ticket=%s %s", ticket.number, timer)
             return 1
-
-    def _due(
-        self, column: InstrumentedAttribute[datetime | None], now: datetime
-    ) -> list[int]:
-        with self.store.reading() as session:
-            return list(
-                session.execute(
-                    select(TicketRow.id)
-                    .where(column <= now)
-                    .order_by(column)
-                    .limit(BATCH)
-                ).scalars()
-            )
-
-    def _fire(self, tx: Tx, row: TicketRow, timer: Timer, now: datetime) -> None:
-        if timer is Timer.REANNOUNCE and row.status != TicketState.NEW.value:
-            row.reannounce_at = None  # claimed meanwhile: nothing to announce
-            return
-        if timer is Timer.AUTO_CLOSE:
-            if row.status != TicketState.RESOLVED.value:
-                row.auto_close_at = None
-                return
-            row.status = TicketState.CLOSED.value
-            row.closed_at, row.close_reason = now, CloseReason.AUTO_CLOSED.value
-        if timer is Timer.BREACH and row.first_call_at is None:
-            row.callback_met = False
-        set_timers(
-            row,
-            timers_after_firing(
-                timer, timers_of(row), now, self.settings.sla, self.calendar
-            ),
-        )
-        add_maild_event(tx, row, _EVENTS[timer], now, timer.value)
-        self.outbound.queue_all(
-            tx,
-            notify.TimerFired(
-                timer,
-                view_of(tx, row),
-                members(self.settings, tx.staff(), "supervisor"),
-            ),
-            row,
-            now,
-        )
-        log.info("ticket=%s %s", row.number, timer)
-
-    def _digests(self, now: datetime) -> int:
-        """Send the morning digests once per business day, at digest_at or later."""
-        local = now.astimezone(ZoneInfo(self.settings.sla.timezone))
-        if (
-            local.time() < self.settings.sla.digest_at
-            or not self.calendar.is_business_day(local.date())
-        ):
-            return 0
-        today = int(local.strftime("%y%m%d"))
-        with self.store.transaction() as tx:
-            counter = tx.session.get(CounterRow, _DIGEST_COUNTER)
-            if counter is not None and counter.value >= today:
-                return 0
-            if counter is None:
-                tx.add(CounterRow(name=_DIGEST_COUNTER, value=today))
-            else:
-                counter.value = today
-            return self._send_digests(tx, now)
-
-    def _send_digests(self, tx: Tx, now: datetime) -> int:
-        """One digest per technician and supervisor; bounded, indexed queries."""
-        added = tx.staff()
-        technicians = members(self.settings, added, "technician")
-        supervisors = members(self.settings, added, "supervisor")
-        pool = self._listed(tx, TicketRow.status == TicketState.NEW.value)
-        for address in technicians:
-            mine = self._listed(
-                tx,
-                (TicketRow.owner == address)
-                & (TicketRow.status != TicketState.CLOSED.value),
-            )
-            self.outbound.queue_all(
-                tx,
-                notify.DigestDue(address, Role.TECHNICIAN, mine + pool, ()),
-                None,
-                now,
-            )
-        if not supervisors:
-            return len(technicians)
-        in_breach = self._listed(
-            tx, TicketRow.callback_met.is_(False) & TicketRow.status.in_(_WORKED)
-        )
-        at_risk = self._listed(tx, TicketRow.breach_at <= now + AT_RISK_WITHIN)
-        counts: dict[str, int] = {
-            status: int(n)
-            for status, n in tx.session.execute(
-                select(TicketRow.status, func.count())
-                .where(TicketRow.status != TicketState.CLOSED.value)
-                .group_by(TicketRow.status)
-            )
-        }
-        lines = (
-            *(f"{state}: {counts.get(state.value, 0)}" for state in _OPEN),
-            f"in_breach: {len(in_breach)}",
-            f"at_risk: {len(at_risk)}",
-        )
-        for address in supervisors:
-            self.outbound.queue_all(
-                tx,
-                notify.DigestDue(address, Role.SUPERVISOR, in_breach + at_risk, lines),
-                None,
-                now,
-            )
-        return len(technicians) + len(supervisors)
-
-    def _listed(self, tx: Tx, condition: ColumnElement[bool]) -> tuple[TicketView, ...]:
-        rows = tx.session.execute(
-            select(TicketRow)
-            .where(condition)
-            .order_by(TicketRow.callback_due_at, TicketRow.id)
-            .limit(DIGEST_LINES)
-        ).scalars()
-        return tuple(ticket_view(row, (), ()) for row in rows)

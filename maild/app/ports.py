@@ -20,6 +20,7 @@ from maild.domain import (
     Attachment,
     EventKind,
     InboundMail,
+    MailDisposition,
     MailOrigin,
     MailRecord,
     MailState,
@@ -51,7 +52,7 @@ class TicketFilter:
     owner: str | None = None  # owned by this address
     owner_or_pool: str | None = None  # owned by this address, or by no one
     is_callback_missed: bool = False  # the call-back deadline passed uncalled
-    breach_before: datetime | None = None  # the breach timer is due before this
+    breach_before: datetime | None = None  # breach timer due at or before this
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,14 @@ class DeskStore(Protocol):
     # What the SLA tick looks up
     def due_tickets(self, timer: Timer, now: datetime, limit: int) -> list[int]:
         """The ids of tickets whose timer is due at now, the earliest first."""
+
+
+class MailHandler(Protocol):
+    """What the intakes hand each mail to (HandleMail, behind the daemon's guard):
+    it commits the mail's effect and says where it ends; TransientError means
+    the intake keeps the mail and tries later."""
+
+    def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition: ...
 
 
 class MailParser(Protocol):

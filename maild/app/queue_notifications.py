@@ -1,11 +1,12 @@
-"""Queueing notifications: caps, rendering, Message-IDs, outbox rows. Wiring only.
+"""Use case: queue the notifications an outcome gives. No I/O of its own.
 
-Runs inside the caller's transaction, so a notification is queued if and
-only if the change that causes it is committed. Before anything is rendered,
+Runs inside the caller's transaction (a DeskSession), so a notification is
+queued if and only if the change that causes it is committed. Who is told
+what is decided in core/notify; here, before anything is rendered,
 recipients outside the accepted domains who are not staff are dropped (the
 Ticket Trick safety net), and automatic answers to people outside the staff
 pass the per-address caps and the per-ticket ladder (core/notify decides).
-A bounce of a notification marks its outbox row failed.
+Each mail gets its Message-ID here, bound to its ticket's token.
 """
 
 from __future__ import annotations
@@ -13,37 +14,16 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime, timedelta
-from typing import Protocol
 
-from sqlalchemy import select
-
-from maild.adapters.database.models import OutboxRow, TicketRow
-from maild.adapters.database.store import Tx
-from maild.adapters.database.ticket_rows import add_maild_event
-from maild.adapters.outgoing.mime import valid_recipients
+from maild.app.ports import MAILD, DeskSession, MessageBuilder, NewEvent, Renderer
+from maild.app.staff import staff_addresses
 from maild.config import Settings
 from maild.core import notify
+from maild.core.addresses import valid_recipients
 from maild.core.bounces import BounceFacts
-from maild.domain import EventKind, Notification, OutboundMail
+from maild.domain import EventKind, Notification, OutboundMail, Ticket
 
 log = logging.getLogger(__name__)
-
-
-class Rendered(Protocol):
-    @property
-    def subject(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def html(self) -> str: ...
-
-
-class Renderer(Protocol):
-    def render(self, notification: Notification) -> Rendered: ...
-
-
-class MessageBuilder(Protocol):
-    def __call__(self, mail: OutboundMail, from_address: str) -> bytes: ...
 
 
 def own_message_id(token: str, domain: str) -> str:
@@ -52,10 +32,13 @@ def own_message_id(token: str, domain: str) -> str:
 
 
 class Outbound:
-    """Turns Notification values into outbox rows within a transaction."""
+    """Turns Notification values into queued outgoing mail within a transaction."""
 
     def __init__(
-        self, settings: Settings, renderer: Renderer, build_message: MessageBuilder
+        self,
+        settings: Settings,
+        renderer: Renderer,
+        build_message: MessageBuilder,
     ) -> None:
         self.settings = settings
         self.renderer = renderer
@@ -66,7 +49,11 @@ class Outbound:
         )
 
     def queue_all(
-        self, tx: Tx, outcome: notify.Outcome, ticket: TicketRow | None, now: datetime
+        self,
+        tx: DeskSession,
+        outcome: notify.Outcome,
+        ticket: Ticket | None,
+        now: datetime,
     ) -> None:
         """Queue every notification an outcome gives."""
         for notification in notify.notifications_for(
@@ -76,9 +63,9 @@ class Outbound:
 
     def queue(
         self,
-        tx: Tx,
+        tx: DeskSession,
         notification: Notification,
-        ticket: TicketRow | None,
+        ticket: Ticket | None,
         now: datetime,
     ) -> None:
         """Render and queue one notification, within the answer caps."""
@@ -105,45 +92,34 @@ class Outbound:
         tx.enqueue(outbound, data, ticket.id if ticket is not None else None, now)
         if ticket is not None:
             text = f"{notification.template} to {', '.join(to)}"
-            add_maild_event(tx, ticket, EventKind.NOTIFIED, now, text, message_id)
-
-    def staff_addresses(self, tx: Tx) -> frozenset[str]:
-        """Staff from the configuration and those added with the CLI."""
-        helpdesk = self.settings.helpdesk
-        return frozenset(
-            (
-                *helpdesk.technicians,
-                *helpdesk.supervisors,
-                helpdesk.pool_address,
-                *tx.staff(),
+            tx.add_event(
+                ticket.id,
+                NewEvent(
+                    EventKind.NOTIFIED, MAILD, now, text, message_id, is_internal=True
+                ),
             )
-        )
 
-    def mark_bounced(self, tx: Tx, bounce: BounceFacts) -> str | None:
+    def mark_bounced(self, tx: DeskSession, bounce: BounceFacts) -> str | None:
         """Mark the notification a bounce reports as failed; return its Message-ID."""
         if not bounce.is_failure:
             return None  # "delayed": the relay is still trying
-        for message_id in bounce.message_ids:
-            row = tx.session.execute(
-                select(OutboxRow).where(OutboxRow.message_id == message_id)
-            ).scalar_one_or_none()
-            if row is not None:
-                said = ": ".join(p for p in (bounce.recipient, bounce.reason) if p)
-                row.state = "failed"
-                row.last_error = f"bounced: {said or 'no reason given'}"
-                log.warning("msgid=%s bounced: %s", message_id, said or "-")
-                return message_id
-        return None
+        said = ": ".join(p for p in (bounce.recipient, bounce.reason) if p)
+        message_id = tx.mark_bounced(
+            bounce.message_ids, f"bounced: {said or 'no reason given'}"
+        )
+        if message_id is not None:
+            log.warning("msgid=%s bounced: %s", message_id, said or "-")
+        return message_id
 
     def _within_caps(
         self,
-        tx: Tx,
+        tx: DeskSession,
         notification: Notification,
-        ticket: TicketRow | None,
+        ticket: Ticket | None,
         now: datetime,
     ) -> tuple[str, ...]:
         """Drop the addresses a notification may not reach; record each answer."""
-        staff = self.staff_addresses(tx)
+        staff = staff_addresses(self.settings, tx.staff())
         addresses = self._reachable(notification, ticket, staff)
         if not notification.is_capped:
             return addresses
@@ -183,7 +159,7 @@ class Outbound:
     def _reachable(
         self,
         notification: Notification,
-        ticket: TicketRow | None,
+        ticket: Ticket | None,
         staff: frozenset[str],
     ) -> tuple[str, ...]:
         """The recipients maild may mail at all: accepted domains, or staff."""
@@ -201,7 +177,7 @@ class Outbound:
                 )
         return tuple(kept)
 
-    def _is_over_ladder(self, tx: Tx, ticket: TicketRow, now: datetime) -> bool:
+    def _is_over_ladder(self, tx: DeskSession, ticket: Ticket, now: datetime) -> bool:
         limits = self.settings.limits
         hour, ten_minutes = tx.answers_since(
             (now - timedelta(hours=1), now - timedelta(minutes=10)), ticket_id=ticket.id
@@ -214,7 +190,9 @@ class Outbound:
         )
 
 
-def _thread(tx: Tx, ticket: TicketRow | None, in_reply_to: str) -> tuple[str, ...]:
+def _thread(
+    tx: DeskSession, ticket: Ticket | None, in_reply_to: str
+) -> tuple[str, ...]:
     """References: the mail that opened the ticket, then the one answered, so every
     mail about a ticket lands in one conversation in the reader's client."""
     opening = tx.opening_message_id(ticket.id) if ticket is not None else None

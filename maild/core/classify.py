@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from maild.core.addresses import is_accepted
 from maild.core.autoreply import autoreply_sign
 from maild.core.bounces import BounceFacts, is_own_message_id, read_bounce
 from maild.core.commands import SubjectCommand, parse_subject_command
@@ -26,10 +27,6 @@ from maild.domain import IgnoreReason, InboundMail, TicketType
 
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.I)
 _LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
-# RFC 5322 dot-atom text (and RFC 6531's UTF-8) without "%" and "!", which
-# relays read as routes; no quotes, brackets, ":" or ",".
-_LOCAL_PART = re.compile(r"[\w#$&'*+/=?^`{|}~.-]+")
-_DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,37 +109,6 @@ def classify(
     if command is not None:
         return CommandMail(command)
     return _new_ticket(mail, policy)
-
-
-def is_plain_mailbox(address: str) -> bool:
-    """Tell whether an address is one plain mailbox, routed by its domain alone.
-
-    A local part with `%` or `!` (the percent hack, bang paths), a quoted
-    local part, a source route or a second `@` can make a relay such as
-    Postfix (allow_percent_hack, swap_bangpath) deliver outside the domain
-    the address seems to name: such an address is never mailed, never a
-    watcher, beneficiary or staff member, and never opens a ticket.
-    """
-    local, at, domain = address.rpartition("@")
-    return bool(
-        at
-        and _LOCAL_PART.fullmatch(local)
-        and _DOMAIN.fullmatch(domain)
-        and ".." not in local
-    )
-
-
-def is_accepted(address: str, accepted_domains: tuple[str, ...]) -> bool:
-    """Tell whether address is a plain mailbox of one of the accepted domains."""
-    if not is_plain_mailbox(address):
-        return False
-    domain = address.lower().rpartition("@")[2]
-    for pattern in accepted_domains:
-        if pattern == "*" or domain == pattern:
-            return True
-        if pattern.startswith("*.") and domain.endswith(pattern[1:]):
-            return True
-    return False
 
 
 def _machine_mail(

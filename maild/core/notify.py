@@ -1,7 +1,9 @@
 """Notifications: what happened -> who is told what. Pure.
 
 Outcomes are values; each gives the tuple of Notification values that the
-service renders and queues in the same transaction as the change.
+service renders and queues in the same transaction as the change. A
+Notification is an envelope (template, audience, recipients, threading, caps)
+around a notice: what that mail says, typed, from core/notices.py.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import assert_never
 
-from maild.core.classify import is_accepted
+from maild.core import notices
+from maild.core.addresses import is_accepted
 from maild.domain import (
     Attachment,
     Audience,
     CommandResult,
     EventKind,
+    Notice,
     Notification,
     Person,
     Role,
@@ -23,12 +27,16 @@ from maild.domain import (
     Timer,
 )
 
+# TicketOpened.note codes: why the beneficiary named was not taken.
+BENEFICIARY_OUTSIDE = "beneficiary_outside"  # outside the accepted domains
+BENEFICIARY_REFUSED = "beneficiary_refused"  # not a person's mailbox
+
 
 @dataclass(frozen=True, slots=True)
 class TicketOpened:
     ticket: TicketView
-    note: str  # a note code, e.g. beneficiary_outside
-    note_detail: str
+    note: str  # "", BENEFICIARY_OUTSIDE or BENEFICIARY_REFUSED
+    note_detail: str  # the address the note is about
     source_message_id: str  # the mail that opened it, answered by the confirmation
 
 
@@ -162,6 +170,16 @@ Outcome = (
     | NotApplied
     | NewTicketHeld
 )
+# The outcomes answered to the sender of a mail, and to them alone.
+Answered = (
+    Transcript
+    | ClosedTicketReply
+    | HelpAsked
+    | ListAsked
+    | MailRefused
+    | NotApplied
+    | NewTicketHeld
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,41 +197,6 @@ def notifications_for(outcome: Outcome, pool_address: str) -> tuple[Notification
             return _comment_added(outcome, pool_address)
         case CommandApplied():
             return _command_applied(outcome, pool_address)
-        case Transcript():
-            return (
-                Notification(
-                    template="transcript",
-                    audience=Audience.SENDER,
-                    to=(outcome.sender,),
-                    ticket=outcome.ticket,
-                    results=outcome.results,
-                    in_reply_to=outcome.in_reply_to,
-                    is_capped=True,
-                ),
-            )
-        case ClosedTicketReply():
-            return (
-                Notification(
-                    template="closed_ticket",
-                    audience=Audience.SENDER,
-                    to=(outcome.sender,),
-                    ticket=outcome.ticket,
-                    note="ticket_closed",
-                    in_reply_to=outcome.in_reply_to,
-                    is_capped=True,
-                ),
-            )
-        case HelpAsked():
-            return (
-                Notification(
-                    template="help",
-                    audience=Audience.SENDER,
-                    to=(outcome.sender,),
-                    role=outcome.role.value,
-                    in_reply_to=outcome.in_reply_to,
-                    is_capped=True,
-                ),
-            )
         case TimerFired():
             return _timer_fired(outcome, pool_address)
         case DigestDue():
@@ -222,66 +205,56 @@ def notifications_for(outcome: Outcome, pool_address: str) -> tuple[Notification
                 if outcome.role is Role.SUPERVISOR
                 else Audience.TECHNICIAN
             )
-            return (
-                Notification(
-                    template="digest",
-                    audience=audience,
-                    to=(outcome.reader,),
-                    role=outcome.role.value,
-                    tickets=outcome.tickets,
-                    lines=outcome.lines,
-                ),
-            )
-        case ListAsked():
-            return (
-                Notification(
-                    template="list",
-                    audience=Audience.SENDER,
-                    to=(outcome.sender,),
-                    role=outcome.role.value,
-                    tickets=outcome.tickets,
-                    in_reply_to=outcome.in_reply_to,
-                    is_capped=True,
-                ),
-            )
+            digest = notices.Digest(outcome.tickets, outcome.lines)
+            return (Notification("digest", audience, (outcome.reader,), digest),)
         case DeliveryFailedOutcome():
             return _delivery_failed(outcome, pool_address)
+        case _:
+            return (_answer(outcome),)
+
+
+def _answer(outcome: Answered) -> Notification:
+    """The answer to the sender of a mail: capped, since a robot may be writing.
+
+    The notice of a held new ticket is the exception: the sender has just
+    spent their answers on the tickets they opened, and the notice goes out
+    once an hour at most anyway (the use case records it).
+    """
+    template, notice = _answer_notice(outcome)
+    return Notification(
+        template,
+        Audience.SENDER,
+        (outcome.sender,),
+        notice,
+        in_reply_to=outcome.in_reply_to,
+        is_capped=not isinstance(outcome, NewTicketHeld),
+    )
+
+
+def _answer_notice(outcome: Answered) -> tuple[str, Notice]:
+    match outcome:
+        case Transcript():
+            return "transcript", notices.Transcript(outcome.ticket, outcome.results)
+        case ClosedTicketReply():
+            return "closed_ticket", notices.AboutTicket(outcome.ticket)
+        case HelpAsked():
+            return "help", notices.Help(_reader(outcome.role))
+        case ListAsked():
+            return "list", notices.TicketList(_reader(outcome.role), outcome.tickets)
         case MailRefused():
-            return (
-                Notification(
-                    template="rejected",
-                    audience=Audience.SENDER,
-                    to=(outcome.sender,),
-                    note=outcome.reason,
-                    text=outcome.subject,
-                    in_reply_to=outcome.in_reply_to,
-                    is_capped=True,
-                ),
-            )
+            return "rejected", notices.Rejected(outcome.subject, outcome.reason)
         case NotApplied():
-            return (
-                Notification(
-                    template="not_applied",
-                    audience=Audience.SENDER,
-                    to=(outcome.sender,),
-                    in_reply_to=outcome.in_reply_to,
-                    is_capped=True,
-                ),
-            )
+            return "not_applied", notices.NotApplied()
         case NewTicketHeld():
-            return (
-                Notification(
-                    template="new_ticket_held",
-                    audience=Audience.SENDER,
-                    to=(outcome.sender,),
-                    text=outcome.subject,
-                    lines=(str(outcome.opened_last_hour),),
-                    in_reply_to=outcome.in_reply_to,
-                    is_capped=True,
-                ),
-            )
+            held = notices.NewTicketHeld(outcome.subject, outcome.opened_last_hour)
+            return "new_ticket_held", held
         case _:
             assert_never(outcome)
+
+
+def _reader(role: Role) -> Role:
+    """Whose commands and tickets an answer shows: staff's, or a requester's."""
+    return role if role in (Role.TECHNICIAN, Role.SUPERVISOR) else Role.REQUESTER
 
 
 def _delivery_failed(
@@ -291,39 +264,33 @@ def _delivery_failed(
     # so on: mail that was for the supervisors is never reported.
     if outcome.failed_audience is Audience.SUPERVISOR:
         return ()
-    return (
-        Notification(
-            template="delivery_failed",
-            audience=Audience.SUPERVISOR,
-            to=outcome.supervisors or (pool_address,),
-            ticket=outcome.ticket,
-            text=outcome.error,
-            lines=outcome.recipients,
-            note_detail=outcome.subject,
-        ),
+    report = notices.DeliveryFailed(
+        outcome.ticket, outcome.error, outcome.recipients, outcome.subject
     )
+    to = outcome.supervisors or (pool_address,)
+    return (Notification("delivery_failed", Audience.SUPERVISOR, to, report),)
 
 
 def _ticket_opened(
     outcome: TicketOpened, pool_address: str
 ) -> tuple[Notification, ...]:
-    ticket = outcome.ticket
+    ticket, address = outcome.ticket, outcome.note_detail
+    confirmation = notices.Confirmation(
+        ticket,
+        beneficiary_outside=address if outcome.note == BENEFICIARY_OUTSIDE else None,
+        beneficiary_refused=address if outcome.note == BENEFICIARY_REFUSED else None,
+    )
     return (
         Notification(
-            template="confirmation",
-            audience=Audience.REQUESTER,
-            to=_public(ticket),
-            ticket=ticket,
-            note=outcome.note,
-            note_detail=outcome.note_detail,
+            "confirmation",
+            Audience.REQUESTER,
+            _public(ticket),
+            confirmation,
             in_reply_to=outcome.source_message_id,
             is_capped=True,
         ),
         Notification(
-            template="announcement",
-            audience=Audience.POOL,
-            to=(pool_address,),
-            ticket=ticket,
+            "announcement", Audience.POOL, (pool_address,), notices.Announcement(ticket)
         ),
     )
 
@@ -334,109 +301,76 @@ def _comment_added(
     ticket = outcome.ticket
     match outcome.author:
         case Author.PARTY:
-            return (
-                Notification(
-                    template="comment",
-                    audience=Audience.OWNER,
-                    to=(ticket.owner or pool_address,),
-                    ticket=ticket,
-                    text=outcome.text,
-                    actor=outcome.actor,
-                    attachments=outcome.attachments,
-                ),
-            )
+            audience = Audience.OWNER
+            to: tuple[str, ...] = (ticket.owner or pool_address,)
         case Author.OWNER:
-            return (
-                Notification(
-                    template="comment",
-                    audience=Audience.REQUESTER,
-                    to=_unique((ticket.requester, ticket.beneficiary)),
-                    ticket=ticket,
-                    text=outcome.text,
-                    actor=outcome.actor,
-                    attachments=outcome.attachments,
-                ),
-            )
+            audience = Audience.REQUESTER
+            to = _unique((ticket.requester, ticket.beneficiary))
         case Author.STAFF | Author.STRANGER:
             return ()
         case _:
             assert_never(outcome.author)
+    comment = notices.Comment(ticket, outcome.actor, outcome.text)
+    return (
+        Notification("comment", audience, to, comment, attachments=outcome.attachments),
+    )
 
 
 def _command_applied(
     outcome: CommandApplied, pool_address: str
 ) -> tuple[Notification, ...]:
-    ticket, event = outcome.ticket, outcome.event
-
-    def notice(
-        template: str, audience: Audience, to: tuple[str, ...], note: str = ""
-    ) -> tuple[Notification, ...]:
-        return (
-            Notification(
-                template=template,
-                audience=audience,
-                to=to,
-                ticket=ticket,
-                text=outcome.text,
-                actor=outcome.actor,
-                note=note,
-                note_detail=outcome.actor,
-            ),
-        )
-
+    ticket, by, text = outcome.ticket, outcome.actor, outcome.text
+    public = _public(ticket)
     owner = (ticket.owner or outcome.previous_owner or pool_address,)
-    match event:
+    match outcome.event:
         case EventKind.CLAIMED:
-            return notice("claimed", Audience.REQUESTER, _public(ticket))
+            return _one(
+                "claimed", Audience.REQUESTER, public, notices.Claimed(ticket, by)
+            )
         case EventKind.RESOLVED:
-            return notice("resolved", Audience.REQUESTER, _public(ticket))
+            resolved = notices.Resolved(ticket, by, text)
+            return _one("resolved", Audience.REQUESTER, public, resolved)
         case EventKind.RELEASED:
-            return notice("announcement", Audience.POOL, (pool_address,), "released")
+            released = notices.Announcement(ticket, notices.Announced.RELEASED, by)
+            return _one("announcement", Audience.POOL, (pool_address,), released)
         case EventKind.ASSIGNED:
-            return notice("assigned", Audience.OWNER, owner)
+            return _one("assigned", Audience.OWNER, owner, notices.Assigned(ticket, by))
         case EventKind.REFUSED:
-            return notice("refused", Audience.OWNER, owner)
+            refused = notices.Refused(ticket, by, text)
+            return _one("refused", Audience.OWNER, owner, refused)
         case EventKind.ACCEPTED:
-            return notice("accepted", Audience.OWNER, owner)
+            accepted = notices.Accepted(ticket, by, text)
+            return _one("accepted", Audience.OWNER, owner, accepted)
         case EventKind.CANCELLED:
-            return notice("cancelled", Audience.OWNER, owner)
+            cancelled = notices.Cancelled(ticket, by, text)
+            return _one("cancelled", Audience.OWNER, owner, cancelled)
         case _:
             return ()
+
+
+def _one(
+    template: str, audience: Audience, to: tuple[str, ...], notice: Notice
+) -> tuple[Notification]:
+    return (Notification(template, audience, to, notice),)
 
 
 def _timer_fired(outcome: TimerFired, pool_address: str) -> tuple[Notification, ...]:
     ticket = outcome.ticket
     owner = (ticket.owner or pool_address,)
+    about = notices.AboutTicket(ticket)
     match outcome.timer:
         case Timer.REMINDER:
-            return (Notification("reminder", Audience.OWNER, owner, ticket),)
+            return _one("reminder", Audience.OWNER, owner, about)
         case Timer.PDR_RETRY:
-            return (Notification("pdr_retry", Audience.OWNER, owner, ticket),)
+            return _one("pdr_retry", Audience.OWNER, owner, about)
         case Timer.BREACH:
-            return (
-                Notification(
-                    "breach",
-                    Audience.SUPERVISOR,
-                    outcome.supervisors or (pool_address,),
-                    ticket,
-                ),
-            )
+            supervisors = outcome.supervisors or (pool_address,)
+            return _one("breach", Audience.SUPERVISOR, supervisors, about)
         case Timer.REANNOUNCE:
-            return (
-                Notification(
-                    "announcement",
-                    Audience.POOL,
-                    (pool_address,),
-                    ticket,
-                    note="reannounced",
-                ),
-            )
+            again = notices.Announcement(ticket, notices.Announced.REANNOUNCED)
+            return _one("announcement", Audience.POOL, (pool_address,), again)
         case Timer.AUTO_CLOSE:
-            return (
-                Notification(
-                    "auto_closed", Audience.REQUESTER, _public(ticket), ticket
-                ),
-            )
+            return _one("auto_closed", Audience.REQUESTER, _public(ticket), about)
         case _:
             assert_never(outcome.timer)
 

@@ -41,26 +41,20 @@ from maild.domain import CloseReason, EventKind, Role, TicketState
 log = logging.getLogger(__name__)
 
 
-class StaffRole(StrEnum):
-    NONE = "none"
-    TECHNICIAN = "technician"
-    SUPERVISOR = "supervisor"
-
-
 @dataclass(frozen=True, slots=True)
 class Actor:
     """The sender of a command, with the staff role configuration gives them."""
 
     address: str
-    staff_role: StaffRole = StaffRole.NONE
+    staff_role: Role | None = None  # Role.TECHNICIAN or Role.SUPERVISOR: staff
 
     @property
     def is_staff(self) -> bool:
-        return self.staff_role is not StaffRole.NONE
+        return self.staff_role in STAFF_ROLES
 
     @property
     def is_supervisor(self) -> bool:
-        return self.staff_role is StaffRole.SUPERVISOR
+        return self.staff_role is Role.SUPERVISOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +67,9 @@ class TicketFacts:
     owner: str | None = None
     watchers: frozenset[str] = frozenset()
     close_reason: CloseReason | None = None
+
+
+STAFF_ROLES: Final = frozenset({Role.TECHNICIAN, Role.SUPERVISOR})
 
 
 class RefusalReason(StrEnum):
@@ -120,7 +117,7 @@ def roles_of(actor: Actor, ticket: TicketFacts) -> frozenset[Role]:
         Role.REQUESTER: address == ticket.requester.lower(),
         Role.BENEFICIARY: address == ticket.beneficiary.lower(),
         Role.WATCHER: address in {w.lower() for w in ticket.watchers},
-        Role.TECHNICIAN: actor.staff_role is StaffRole.TECHNICIAN,
+        Role.TECHNICIAN: actor.staff_role is Role.TECHNICIAN,
         Role.SUPERVISOR: actor.is_supervisor,
     }
     return frozenset(role for role, has_role in candidates.items() if has_role)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Final
+from typing import Final, assert_never
 
 from maild.core.commands import Command, CommandKind
 from maild.core.permissions import Actor, Allowed, TicketFacts, facts_after
@@ -27,7 +27,6 @@ from maild.domain import (
     Person,
     SlaPolicy,
     Ticket,
-    TicketState,
     TicketView,
     Timer,
 )
@@ -127,6 +126,8 @@ def _with_effect(ticket: Ticket, command: Command, now: datetime) -> Ticket:
             | CommandKind.NOTE
         ):
             return ticket  # state and owner only
+        case _:  # pragma: no cover - exhaustive, checked by mypy
+            assert_never(command.kind)
 
 
 def _first_call(ticket: Ticket, now: datetime) -> Ticket:
@@ -186,8 +187,3 @@ def _cleared(ticket: Ticket, timer: Timer) -> Ticket:
         Timer.AUTO_CLOSE: "auto_close_at",
     }[timer]
     return replace(ticket, timers=replace(ticket.timers, **{field: None}))
-
-
-def is_open(ticket: Ticket) -> bool:
-    """Tell whether a ticket still waits for someone (not closed)."""
-    return ticket.status is not TicketState.CLOSED

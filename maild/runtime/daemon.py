@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import FrameType
 
 from maild.adapters.database.engine import Checkpointer, is_sqlite
@@ -25,27 +25,20 @@ from maild.adapters.intake.imap import ImapIntake
 from maild.adapters.intake.parse_worker import AHEAD, ParserPool
 from maild.adapters.intake.smtp import SmtpIntake
 from maild.adapters.outgoing.mime import build_message
-from maild.adapters.outgoing.outbox import Flag, OutboxSender
-from maild.adapters.outgoing.relay import make_mailer
+from maild.adapters.outgoing.outbox import OutboxSender
 from maild.adapters.scheduler import SlaTicker
-from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
-from maild.app.handle_mail import Clock, Service
-from maild.app.queue_notifications import Outbound
-from maild.app.record_delivery_failure import DeliveryDesk
+from maild.app.handle_mail import HandleMail
+from maild.app.ports import Clock
 from maild.config import Settings
 from maild.core.parse import ParseLimits
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import ConfigError, TransientError
 from maild.runtime.sender import SendingProcess
+from maild.runtime.sender_wiring import make_renderer, outbox_sender, system_clock
 
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 20
-
-
-def system_clock() -> datetime:
-    """The wall clock, aware, in UTC: the one place the daemon reads time."""
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -55,7 +48,7 @@ class Parts:
     settings: Settings
     store: Store
     parser: ParserPool
-    service: Service
+    service: HandleMail
     outbox: OutboxSender
 
     def close(self) -> None:
@@ -88,51 +81,17 @@ def build(
     )
     try:
         store = open_store(settings, migrate=migrate, checkpoints=checkpoints)
-        service = Service(
+        service = HandleMail(
             settings, store, parser, make_renderer(settings), build_message, clock
         )
-        outbox = _sender(settings, store, service.outbound, clock, threading.Event())
+        outbox = outbox_sender(
+            settings, store, service.outbound, clock, threading.Event()
+        )
         parser.wait_ready()
     except BaseException:
         parser.close()
         raise
     return Parts(settings, store, parser, service, outbox)
-
-
-def make_renderer(settings: Settings) -> TemplateRenderer:
-    helpdesk = settings.helpdesk
-    return TemplateRenderer(
-        TEMPLATE_DIR,
-        helpdesk.language,
-        helpdesk.tag,
-        HelpdeskAddresses(
-            helpdesk.incident_address,
-            helpdesk.request_address,
-            helpdesk.pool_address,
-            settings.sla.timezone,
-        ),
-    )
-
-
-def build_sender(settings: Settings, wakeup: Flag) -> tuple[OutboxSender, Store]:
-    """The outbox sender of the sending process, with a store of its own;
-    its commits leave SQLite's checkpoints to the daemon's Checkpointer."""
-    store = open_store(settings, migrate=False, checkpoints=False)
-    outbound = Outbound(settings, make_renderer(settings), build_message)
-    return _sender(settings, store, outbound, system_clock, wakeup), store
-
-
-def _sender(
-    settings: Settings, store: Store, outbound: Outbound, clock: Clock, wakeup: Flag
-) -> OutboxSender:
-    return OutboxSender(
-        store,
-        make_mailer(settings.smtp, settings.storage_dir / "outbox"),
-        settings.from_address,
-        clock,
-        on_failed=DeliveryDesk(settings, outbound).record,
-        wakeup=wakeup,
-    )
 
 
 class SafeHandler:

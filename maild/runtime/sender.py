@@ -3,8 +3,17 @@
 The daemon is one Python process: its threads share one core. Sending the
 notifications (reading the due rows, the SMTP conversation, marking them
 sent) took about an eighth of that core during a burst, so `maild run` runs
-the OutboxSender in a child process, started through the 'forkserver'
-context like the parse workers, with its own database connections.
+the OutboxSender in a child process, with its own database connections.
+
+The child is a fresh interpreter ('spawn'), not a fork of the parse workers'
+fork server, which preloads the parse stack (mail-parser, inscriptis, lxml):
+it imports this module and maild.runtime.sender_wiring, which import nothing
+of intake, parsing or scheduling, and not the daemon (STYLE: the sender
+process imports only what sending needs; the "lean-sender" contract in
+pyproject.toml and tests/adapters/test_sending.py check it). Spawning costs
+an interpreter start, once per child; the child also imports the parent's
+__main__ again (`maild`: the command line, which imports the daemon only
+inside the commands that run it).
 
 The daemon rings the child through a pipe after every commit: one byte,
 written without blocking (a full pipe means the child has rings to read
@@ -32,11 +41,15 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Final
 
 from maild.config import Settings
+from maild.runtime.sender_wiring import build_sender
 
 log = logging.getLogger(__name__)
 
+# A fresh interpreter: nothing inherited (see the module's docstring).
+START_METHOD: Final = "spawn"
 _START_PAUSE = 1.0
 _MAX_PAUSE = 60.0
 
@@ -46,7 +59,7 @@ class SendingProcess:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._context = multiprocessing.get_context("forkserver")
+        self._context = multiprocessing.get_context(START_METHOD)
         self._reader, writer = self._context.Pipe(duplex=False)
         os.set_blocking(writer.fileno(), False)
         self._writer: Connection | None = writer
@@ -98,7 +111,7 @@ class SendingProcess:
                 child.start()
                 child.join()
                 ended = f"exited (code {child.exitcode})"
-            except (OSError, EOFError) as exc:  # no forkserver, no memory: retry
+            except (OSError, EOFError) as exc:  # no memory, no process: retry
                 ended = f"could not start ({type(exc).__name__}: {exc})"
             if self._stopping.is_set():
                 return
@@ -120,8 +133,6 @@ def serve(settings: Settings, doorbell: Connection) -> None:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from maild.runtime.daemon import build_sender  # the child's own modules and store
-
     bell = Doorbell(doorbell)
     sender, store = build_sender(settings, bell)
     try:

@@ -7,28 +7,14 @@ would have followed. Staff are never held.
 
 from __future__ import annotations
 
-import email
-import email.policy
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
-from maild.adapters.database.models import AutoAnswerRow, OutboxRow, TicketRow
-from maild.adapters.database.report import show_ticket
-from maild.config import load_settings
-from maild.domain import MailOrigin
-from maild.runtime import daemon
-from tests.support.daemon import write_config
-from tests.support.factories import FakeClock
+from tests.support.desk import MARIE, Desk
 
-PARIS = ZoneInfo("Europe/Paris")
-MON = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)
-MARIE = "marie@example.com"
 ALICE = "alice@example.com"
 CHEF = "chef@example.com"
 LADDER = """
@@ -40,82 +26,11 @@ ticket_answers_per_hour = 5
 """
 
 
-class Desk:
-    """The service on a SQLite file, mail handed to it directly, time faked."""
-
-    def __init__(self, tmp_path: Path, extra: str = "") -> None:
-        self.config, _ = write_config(
-            tmp_path, sink_port=None, language="en", extra=extra
-        )
-        self.clock = FakeClock(MON)
-        self.parts = daemon.build(
-            load_settings(self.config), self.clock, parse_workers=1
-        )
-        self.sent = 0
-
-    def mail(self, sender: str, subject: str, body: str, *headers: str) -> None:
-        self.sent += 1
-        head = "".join(f"{h}\r\n" for h in headers)
-        raw = (
-            f"From: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\n"
-            f"Message-ID: <m{self.sent}.{self.clock.now.timestamp()}@client>\r\n"
-            f"{head}\r\n{body}\r\n"
-        ).encode()
-        self.handle(raw)
-
-    def handle(self, raw: bytes) -> None:
-        self.parts.service.handle(
-            raw,
-            MailOrigin(source="replay", envelope_recipients=("helpdesk@example.com",)),
-        )
-
-    def open(self) -> str:
-        self.mail(MARIE, "Printer broken", "Nothing prints.")
-        with self.parts.store.reading() as session:
-            return (
-                session.execute(select(TicketRow.number).order_by(TicketRow.id.desc()))
-                .scalars()
-                .first()
-                or ""
-            )
-
-    def ticket(self, number: str) -> dict[str, Any]:
-        shown = show_ticket(self.parts.store, number)
-        assert shown is not None
-        return shown
-
-    def outbox(self) -> list[OutboxRow]:
-        with self.parts.store.reading() as session:
-            return list(
-                session.execute(select(OutboxRow).order_by(OutboxRow.id)).scalars()
-            )
-
-    def sent_to(self, address: str) -> list[str]:
-        """Subjects of what was queued for address, in order."""
-        return [
-            str(
-                email.message_from_bytes(r.data, policy=email.policy.default)["Subject"]
-            )
-            for r in self.outbox()
-            if address in r.recipients.split(",")
-        ]
-
-    def held(self, number: str) -> list[str]:
-        with self.parts.store.reading() as session:
-            return list(
-                session.execute(
-                    select(AutoAnswerRow.template)
-                    .join(TicketRow, TicketRow.id == AutoAnswerRow.ticket_id)
-                    .where(TicketRow.number == number, AutoAnswerRow.is_held)
-                ).scalars()
-            )
-
-
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
     handle = Desk(tmp_path, LADDER)
     yield handle
-    handle.parts.close()
+    handle.close()
 
 
 def robot_reply(desk: Desk, number: str) -> None:

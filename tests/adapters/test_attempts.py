@@ -21,7 +21,7 @@ from maild.adapters.database.engine import make_engine, upgrade
 from maild.adapters.database.models import MailRow, TicketRow
 from maild.adapters.database.store import Store, Tx
 from maild.adapters.outgoing.mime import build_message
-from maild.app.handle_mail import Service
+from maild.app.handle_mail import HandleMail
 from maild.config import load_settings
 from maild.core.parse import content_hash
 from maild.domain import MailDisposition, MailOrigin, MailRecord, MailState
@@ -94,8 +94,8 @@ def parts(tmp_path: Path) -> Iterator[daemon.Parts]:
 
 
 def with_store(parts: daemon.Parts, store: Store) -> daemon.Parts:
-    """The same parts with another store in a new Service."""
-    service = Service(
+    """The same parts with another store in a new HandleMail."""
+    service = HandleMail(
         parts.settings,
         store,
         parts.parser,
@@ -154,7 +154,7 @@ def test_a_mail_whose_handling_died_n_times_is_quarantined(
     raw = raw_mail()
     origin = MailOrigin(source=IMAP, uidvalidity=7, uid=1)
     for _ in range(died):  # each attempt was counted, then the process died
-        parts.store.register_mail(origin, content_hash(raw), "", "", raw, NOW)
+        parts.store.register_mail(origin, content_hash(raw), raw, NOW)
     handler = daemon.SafeHandler(parts, lambda: None)
     expected = MailDisposition.DONE if state == "done" else MailDisposition.QUARANTINED
     assert handler.handle(raw, origin) is expected
@@ -214,7 +214,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def register(store: Store, origin: MailOrigin, raw: bytes) -> MailRecord:
-    return store.register_mail(origin, content_hash(raw), "", "", raw, NOW)
+    return store.register_mail(origin, content_hash(raw), raw, NOW)
 
 
 def finish(store: Store, mail_id: int, state: MailState) -> None:
@@ -279,7 +279,7 @@ def test_reopen_without_the_kept_bytes_changes_nothing(
 def test_a_new_uidvalidity_is_resynchronised_by_content(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="maild.adapters.database.store")
+    caplog.set_level(logging.WARNING, logger="maild.adapters.database.mails")
     handled = register(store, MailOrigin(source=IMAP, uidvalidity=7, uid=1), b"A")
     finish(store, handled.id, MailState.DONE)
     # The mailbox was renumbered: mail A is now UID 2, another mail took UID 1.

@@ -9,14 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maild.adapters.database.engine import upgrade
-from maild.adapters.database.report import list_tickets, show_ticket
-from maild.config import load_settings
-from maild.domain import MailOrigin
-from maild.runtime import daemon
-from tests.support.daemon import write_config
-
-ORIGIN = MailOrigin(source="replay", envelope_recipients=("helpdesk@example.com",))
+from tests.support.desk import Desk
 
 
 def raw(sender: str, subject: str, body: str, n: int) -> bytes:
@@ -29,33 +22,28 @@ def raw(sender: str, subject: str, body: str, n: int) -> bytes:
 @pytest.fixture(
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
-def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[daemon.Parts]:
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
     url = (
         ""
         if request.param == "sqlite"
         else str(request.getfixturevalue("fresh_postgres_db"))
     )
-    config, _ = write_config(tmp_path, sink_port=None, database_url=url)
-    if url:
-        upgrade(url)
-    built = daemon.build(load_settings(config), parse_workers=2)
-    yield built
-    built.close()
+    handle = Desk(tmp_path, language="fr", database_url=url, parse_workers=2)
+    yield handle
+    handle.close()
 
 
-def test_two_claims_at_once_one_wins(parts: daemon.Parts) -> None:
+def test_two_claims_at_once_one_wins(desk: Desk) -> None:
     for round_ in range(5):
-        parts.service.handle(
-            raw("marie@example.com", f"Panne {round_}", "Aide", round_ * 10), ORIGIN
-        )
-        number = list_tickets(parts.store, None)[-1]["number"]
+        desk.handle(raw("marie@example.com", f"Panne {round_}", "Aide", round_ * 10))
+        number = desk.tickets()[-1]["number"]
         start = threading.Barrier(2)
 
         def claim(
             who: str, n: int, number: str = number, start: threading.Barrier = start
         ) -> None:
             start.wait()
-            parts.service.handle(raw(who, f"Re: [HD {number}]", "CLAIM", n), ORIGIN)
+            desk.handle(raw(who, f"Re: [HD {number}]", "CLAIM", n))
 
         threads = [
             threading.Thread(target=claim, args=(who, round_ * 10 + i + 1))
@@ -65,8 +53,7 @@ def test_two_claims_at_once_one_wins(parts: daemon.Parts) -> None:
             thread.start()
         for thread in threads:
             thread.join()
-        shown = show_ticket(parts.store, number)
-        assert shown is not None
+        shown = desk.ticket(number)
         kinds = [e["kind"] for e in shown["events"]]
         assert kinds.count("claimed") == 1
         assert kinds.count("command_refused") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
+from maild.core import notices
 from maild.domain import Audience, Notification, TicketView
 from tests.support.factories import make_view
 
@@ -19,10 +20,12 @@ def render(language: str, ticket: TicketView | None) -> tuple[str, str, str]:
         template="delivery_failed",
         audience=Audience.SUPERVISOR,
         to=("chef@example.com",),
-        ticket=ticket,
-        text=ERROR,
-        lines=("jeanne@example.com", "paul@example.com"),
-        note_detail="[HD I261129_0007] Votre demande est enregistrée",
+        notice=notices.DeliveryFailed(
+            ticket=ticket,
+            error=ERROR,
+            failed_recipients=("jeanne@example.com", "paul@example.com"),
+            failed_subject="[HD I261129_0007] Votre demande est enregistrée",
+        ),
     )
     mail = TemplateRenderer(TEMPLATE_DIR, language, "HD", HELPDESK).render(notification)
     return mail.subject, mail.text, mail.html

@@ -1,4 +1,4 @@
-"""Fuzzing the whole handling: hostile MIME through Service.handle, wired as run.
+"""Fuzzing the whole handling: hostile MIME through HandleMail.handle, wired as run.
 
 Parse workers, classification, a real SQLite store and the outbox: every
 mail ends as done or quarantined, with its reason, within the budget, and
@@ -21,7 +21,7 @@ from maild.core.parse import content_hash
 from maild.domain import FINAL_STATES, MailDisposition, MailOrigin, MailState
 from maild.runtime import daemon
 from tests.support.daemon import write_config
-from tests.unit.test_fuzz_mime import CI, LONG, hostile_mail
+from tests.corpus.test_fuzz_mime import CI, LONG, hostile_mail
 
 LIMITS = """
 [limits]

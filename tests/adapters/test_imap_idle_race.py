@@ -15,6 +15,7 @@ import pytest
 from maild.adapters.intake.imap import ImapIntake, has_unread
 from maild.domain import MailDisposition, MailOrigin
 from tests.support.dovecot import HELPDESK, DovecotServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +55,7 @@ def test_nothing_unread_leaves_the_connection_as_it_was(
         assert not has_unread(client)
         assert client.socket().gettimeout() == timeout
         clean_mailbox.append(HELPDESK, MAIL)  # announced during IDLE: polled
-        deadline = time.monotonic() + 5
-        seen = []
-        while not seen and time.monotonic() < deadline:
-            seen = client.idle_check(timeout=1)
+        seen = wait_until(lambda: client.idle_check(timeout=1), 5, "EXISTS")
         client.idle_done()
         assert any(b"EXISTS" in r for r in seen if isinstance(r, tuple))
     finally:

@@ -22,6 +22,7 @@ from maild.adapters.intake.imap import (
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import ConfigError, MailboxUnavailable, TransientError
 from tests.support.dovecot import HELPDESK, DovecotServer
+from tests.support.waiting import wait_until
 
 DEADLINE = 10.0
 SEEN = b"\\Seen"
@@ -63,13 +64,6 @@ class RecordingHandler:
 
 def _subject(raw: bytes) -> bytes:
     return next(line for line in raw.splitlines() if line.startswith(b"Subject:"))
-
-
-def wait_for(condition: Callable[[], bool], deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, "deadline passed"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -198,8 +192,8 @@ def test_run_retries_after_transient_error(
     clean_mailbox.append(HELPDESK, make_mail("retry later"))
     handler = RecordingHandler(failures=2)
     running(ImapIntake(clean_mailbox.settings(), handler))
-    wait_for(lambda: len(handler.seen) == 1)
-    wait_for(lambda: clean_mailbox.list_uids(HELPDESK) == [])
+    wait_until(lambda: len(handler.seen) == 1, DEADLINE)
+    wait_until(lambda: clean_mailbox.list_uids(HELPDESK) == [], DEADLINE)
 
 
 @pytest.mark.integration
@@ -209,14 +203,14 @@ def test_idle_delivers_new_mail_quickly(
     handler = RecordingHandler()
     intake = ImapIntake(clean_mailbox.settings(), handler)
     running(intake)
-    wait_for(lambda: intake.has_idle)
-    wait_for(lambda: clean_mailbox.folders().count("maild/done") == 1)
+    wait_until(lambda: intake.has_idle, DEADLINE)
+    wait_until(lambda: clean_mailbox.folders().count("maild/done") == 1, DEADLINE)
     latencies = []
     for n in range(20):
         raw = make_mail(f"idle {n}")
         appended = time.monotonic()
         clean_mailbox.append(HELPDESK, raw)
-        wait_for(lambda raw=raw: _subject(raw) in handler.times)
+        wait_until(lambda raw=raw: _subject(raw) in handler.times, DEADLINE)
         latencies.append(handler.times[_subject(raw)] - appended)
     print(
         f"\nIDLE APPEND->handler latency over {len(latencies)} mails: "
@@ -224,7 +218,9 @@ def test_idle_delivers_new_mail_quickly(
         f"max {max(latencies) * 1000:.0f} ms"
     )
     assert len(handler.seen) == 20
-    wait_for(lambda: len(clean_mailbox.list_uids(HELPDESK, "maild/done")) == 20)
+    wait_until(
+        lambda: len(clean_mailbox.list_uids(HELPDESK, "maild/done")) == 20, DEADLINE
+    )
 
 
 @pytest.mark.integration
@@ -241,7 +237,7 @@ def test_mail_arriving_while_one_is_handled_is_not_left_behind(
     handler = RecordingHandler(before=append_during_handling)
     intake = ImapIntake(clean_mailbox.settings(), handler)
     running(intake)
-    wait_for(lambda: len(handler.seen) == 2)
+    wait_until(lambda: len(handler.seen) == 2, DEADLINE)
     assert intake.has_idle
 
 
@@ -253,11 +249,13 @@ def test_polls_without_idle(
     handler = RecordingHandler()
     intake = ImapIntake(dovecot_no_idle.settings(poll_seconds=1), handler)
     running(intake)
-    wait_for(lambda: dovecot_no_idle.folders().count("maild/done") == 1)
+    wait_until(lambda: dovecot_no_idle.folders().count("maild/done") == 1, DEADLINE)
     assert not intake.has_idle
     dovecot_no_idle.append(HELPDESK, make_mail("polled"))
-    wait_for(lambda: len(handler.seen) == 1)
-    wait_for(lambda: len(dovecot_no_idle.list_uids(HELPDESK, "maild/done")) == 1)
+    wait_until(lambda: len(handler.seen) == 1, DEADLINE)
+    wait_until(
+        lambda: len(dovecot_no_idle.list_uids(HELPDESK, "maild/done")) == 1, DEADLINE
+    )
 
 
 @pytest.mark.integration
@@ -331,14 +329,14 @@ def test_reconnects_after_the_connection_is_lost(
     handler = RecordingHandler()
     running(ImapIntake(clean_mailbox.settings(), handler))
     clean_mailbox.append(HELPDESK, make_mail("before"))
-    wait_for(lambda: len(handler.seen) == 1)
+    wait_until(lambda: len(handler.seen) == 1, DEADLINE)
     if how == "kick":
         clean_mailbox.kick(HELPDESK)  # the server says BYE, then closes
     else:
         assert clean_mailbox.kill_sessions(HELPDESK)  # no BYE: end of stream
     clean_mailbox.append(HELPDESK, make_mail("meanwhile"))
-    wait_for(lambda: len(handler.seen) == 2)
-    wait_for(lambda: clean_mailbox.list_uids(HELPDESK) == [])
+    wait_until(lambda: len(handler.seen) == 2, DEADLINE)
+    wait_until(lambda: clean_mailbox.list_uids(HELPDESK) == [], DEADLINE)
     assert any(" lost (" in r.getMessage() for r in caplog.records)
 
 

@@ -35,7 +35,7 @@ from maild.domain import (
     TicketView,
     Urgency,
 )
-from tests.adapters.test_templates import ALL_TEMPLATES, TICKET_TEMPLATES
+from tests.adapters.test_templates import ALL_TEMPLATES, TICKET_TEMPLATES, filled_notice
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "hostile"
 HELPDESK = HelpdeskAddresses(
@@ -113,22 +113,29 @@ def test_mail_values_never_reach_a_header_or_unescaped_html(
 ) -> None:
     mail = parse_mail((HOSTILE / name).read_bytes())
     ticket = view_of(mail)
-    notification = Notification(
-        template=template,
-        audience=audience,
-        to=(mail.sender.address,),
-        ticket=ticket if (template, audience) in TICKET_TEMPLATES else None,
-        text=mail.text,
-        lines=(mail.subject,),
-        note="rejected",
-        note_detail=mail.sender.name,
-        in_reply_to=mail.message_id,
-        actor=mail.sender.name,
-        attachments=mail.attachments,
-        results=(CommandResult(mail.subject, is_done=False, detail=mail.subject),),
-        tickets=(ticket,),
-        role="requester",
-    )
+    results = (CommandResult(mail.subject, is_done=False, detail=mail.subject),)
+    for value in (mail.text, mail.subject, mail.sender.name):  # each in every field
+        notice = filled_notice(
+            template,
+            ticket if (template, audience) in TICKET_TEMPLATES else None,
+            value,
+            results,
+            (ticket,),
+        )
+        notification = Notification(
+            template=template,
+            audience=audience,
+            to=(mail.sender.address,),
+            notice=notice,
+            in_reply_to=mail.message_id,
+            attachments=mail.attachments,
+        )
+        assert_safe(mail, ticket, notification, language)
+
+
+def assert_safe(
+    mail: InboundMail, ticket: TicketView, notification: Notification, language: str
+) -> None:
     rendered = TemplateRenderer(TEMPLATE_DIR, language, "HD", HELPDESK).render(
         notification
     )

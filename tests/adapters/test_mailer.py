@@ -17,12 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from maild.adapters.outgoing import mime as message_module
-from maild.adapters.outgoing.mime import (
-    build_message,
-    normalize_address,
-    safe_filename,
-    valid_recipients,
-)
+from maild.adapters.outgoing.mime import build_message, safe_filename
 from maild.adapters.outgoing.relay import (
     EmlDirectory,
     Mailer,
@@ -31,6 +26,7 @@ from maild.adapters.outgoing.relay import (
     make_mailer,
 )
 from maild.config import SmtpSettings
+from maild.core.addresses import normalize_address, valid_recipients
 from maild.domain import Attachment, Audience, OutboundMail
 from maild.errors import DeliveryDeferred, DeliveryFailed
 from tests.support.smtp_sink import SmtpSink, free_port

@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from maild.adapters.database.models import MailRow, OutboxRow, StaffRow
-from maild.domain import Audience, Notification
-from tests.adapters.test_answer_ladder import CHEF, MARIE, MON, Desk
+from maild.adapters.database.models import OutboxRow, StaffRow
+from maild.core import notices
+from maild.domain import Audience, Notification, Role
+from tests.support.desk import MARIE, MON, Desk
 
 ALICE = "alice@example.com"
+CHEF = "chef@example.com"
 OUTSIDER = "noreply@accounts.thirdparty.example"
 TRUSTED = '[security]\ntrusted_authserv_ids = ["mx.example.com"]\n'
 PASS = "Authentication-Results: mx.example.com; dmarc=pass header.from=example.com"
@@ -32,7 +33,7 @@ FORGED = "Authentication-Results: evil.example.net; dmarc=pass header.from=examp
 def desk(tmp_path: Path) -> Iterator[Desk]:
     handle = Desk(tmp_path, TRUSTED)
     yield handle
-    handle.parts.close()
+    handle.close()
 
 
 def recipients(desk: Desk) -> list[str]:
@@ -63,8 +64,7 @@ def test_a_third_party_service_mail_is_quarantined_and_nothing_is_sent(
         "Your code is 493021. Click https://thirdparty.example/verify?t=abc",
     )
     assert desk.outbox() == []
-    with desk.parts.store.reading() as session:
-        (row,) = session.execute(select(MailRow)).scalars()
+    (row,) = desk.mails()
     assert row.state == "quarantined"
     assert row.reason.startswith("outsider:")
 
@@ -80,8 +80,7 @@ def test_an_outsider_with_a_real_tag_is_an_outsider(desk: Desk) -> None:
     )
     assert desk.outbox()[before:] == []
     assert OUTSIDER not in recipients(desk)
-    with desk.parts.store.reading() as session:
-        rows = session.execute(select(MailRow).order_by(MailRow.id)).scalars().all()
+    rows = desk.mails()
     assert (rows[-1].state, rows[-1].reason[:9]) == ("quarantined", "outsider:")
     assert kinds(desk, number) == [("created", False)]
     assert desk.ticket(number)["status"] == "new"
@@ -116,7 +115,7 @@ def test_the_safety_net_under_every_notification(desk: Desk) -> None:
                 "help",
                 Audience.SENDER,
                 ("marie@example.com", "x@evil.example.net", "tech@partner.net"),
-                role="requester",
+                notices.Help(Role.REQUESTER),
             ),
             None,
             MON,
@@ -201,10 +200,7 @@ def test_a_bounce_marks_its_notification_failed_on_its_ticket(
     number = desk.open()
     (confirmation,) = [r for r in desk.outbox() if r.recipients == MARIE]
     desk.handle(dsn(confirmation.message_id, action))
-    with desk.parts.store.reading() as session:
-        row = session.execute(
-            select(OutboxRow).where(OutboxRow.message_id == confirmation.message_id)
-        ).scalar_one()
+    (row,) = [r for r in desk.outbox() if r.message_id == confirmation.message_id]
     assert row.state == state
     if action == "failed":
         assert row.last_error == "bounced: marie@example.com: 552 5.2.2 Mailbox full"

@@ -16,18 +16,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from maild.adapters.database.models import AutoAnswerRow, MailRow, OutboxRow
+from maild.adapters.database.models import AutoAnswerRow
 from maild.adapters.intake.parse_worker import ParserPool
 from maild.adapters.templates import TEMPLATE_DIR, HelpdeskAddresses, TemplateRenderer
-from maild.config import load_settings
+from maild.core import notices
 from maild.core.limits import REFUSAL_REASONS
 from maild.core.parse import ParseLimits
 from maild.domain import Audience, MailDisposition, MailOrigin, Notification
 from maild.errors import MailRejected, ParseTimeout, UnparseableMail
-from maild.runtime import daemon
-from tests.support.daemon import write_config
-from tests.support.factories import FakeClock
-from tests.unit.test_hostile_parse import header_lines, many_parts, nested
+from tests.support.desk import Desk
+from tests.corpus.test_hostile_parse import header_lines, many_parts, nested
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 NORMAL = (FIXTURES / "new_ticket_en_fields.eml").read_bytes()
@@ -164,12 +162,10 @@ def test_a_worker_outlives_the_stop_signals_of_its_process_group() -> None:
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemon.Parts]:
-    directory = tmp_path_factory.mktemp("limits")
-    config, _ = write_config(directory, sink_port=None, extra=LIMITS)
-    built = daemon.build(load_settings(config), FakeClock(NOW), parse_workers=1)
-    yield built
-    built.close()
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+    handle = Desk(tmp_path_factory.mktemp("limits"), LIMITS, language="fr", now=NOW)
+    yield handle
+    handle.close()
 
 
 def bomb(sender: str, reason: str, *headers: str) -> bytes:
@@ -189,7 +185,7 @@ def bomb(sender: str, reason: str, *headers: str) -> bytes:
 
 
 def handle(
-    parts: daemon.Parts, raw: bytes, envelope_sender: str | None = None
+    desk: Desk, raw: bytes, envelope_sender: str | None = None
 ) -> MailDisposition:
     origin = MailOrigin(
         "smtp",
@@ -197,19 +193,11 @@ def handle(
         envelope_recipients=("helpdesk@example.com",),
         size=len(raw),
     )
-    return parts.service.handle(raw, origin)
+    return desk.handle(raw, origin)
 
 
-def outbox_to(parts: daemon.Parts, address: str) -> list[OutboxRow]:
-    with parts.store.reading() as session:
-        rows = session.execute(select(OutboxRow)).scalars().all()
-    return [row for row in rows if address in row.recipients.split(",")]
-
-
-def last_reason(parts: daemon.Parts) -> tuple[str, str]:
-    with parts.store.reading() as session:
-        row = session.execute(select(MailRow).order_by(MailRow.id.desc())).scalar()
-    assert row is not None
+def last_reason(desk: Desk) -> tuple[str, str]:
+    row = desk.mails()[-1]
     return row.state, row.reason
 
 
@@ -225,30 +213,30 @@ def last_reason(parts: daemon.Parts) -> tuple[str, str]:
     ],
 )
 def test_refused_mail_is_quarantined_and_its_sender_told_once(
-    parts: daemon.Parts, reason: str
+    desk: Desk, reason: str
 ) -> None:
     sender = f"{reason}@example.com"
     raw = bomb(sender, reason)
-    assert handle(parts, raw) is MailDisposition.QUARANTINED
-    state, why = last_reason(parts)
+    assert handle(desk, raw) is MailDisposition.QUARANTINED
+    state, why = last_reason(desk)
     assert (state, why.split(":")[0]) == ("quarantined", reason)
-    (notice,) = outbox_to(parts, sender)
+    (notice,) = desk.outbox_to(sender)
     assert notice.subject == f"Message non pris en compte : bombe {reason}"
     assert notice.audience == Audience.SENDER.value
     assert b"In-Reply-To: <" + f"{reason}.{sender}".encode() in notice.data
     # the same mail again (a redelivery): nothing more is said
-    assert handle(parts, raw) is MailDisposition.QUARANTINED
-    assert len(outbox_to(parts, sender)) == 1
+    assert handle(desk, raw) is MailDisposition.QUARANTINED
+    assert len(desk.outbox_to(sender)) == 1
 
 
 def test_announced_size_over_the_limit_is_refused_without_the_body(
-    parts: daemon.Parts,
+    desk: Desk,
 ) -> None:
     head = b"From: Paul <paul.big@example.com>\nSubject: huge\nMessage-ID: <h@c>\n\n"
     origin = MailOrigin("imap:helpdesk/INBOX", uidvalidity=1, uid=7, size=1 << 30)
-    assert parts.service.handle(head, origin) is MailDisposition.QUARANTINED
-    assert last_reason(parts) == ("quarantined", "too_large: 1073741824 bytes")
-    (notice,) = outbox_to(parts, "paul.big@example.com")
+    assert desk.handle(head, origin) is MailDisposition.QUARANTINED
+    assert last_reason(desk) == ("quarantined", "too_large: 1073741824 bytes")
+    (notice,) = desk.outbox_to("paul.big@example.com")
     assert notice.subject == "Message non pris en compte : huge"
 
 
@@ -267,25 +255,25 @@ def test_announced_size_over_the_limit_is_refused_without_the_body(
     ],
 )
 def test_machines_and_outsiders_are_not_told(
-    parts: daemon.Parts,
+    desk: Desk,
     sender: str,
     headers: tuple[str, ...],
     envelope_sender: str | None,
 ) -> None:
     raw = bomb(sender, "too_many_parts", *headers)
-    assert handle(parts, raw, envelope_sender) is MailDisposition.QUARANTINED
-    assert last_reason(parts)[1].startswith("too_many_parts:")
-    assert [r.subject for r in outbox_to(parts, sender)] == []
+    assert handle(desk, raw, envelope_sender) is MailDisposition.QUARANTINED
+    assert last_reason(desk)[1].startswith("too_many_parts:")
+    assert [r.subject for r in desk.outbox_to(sender)] == []
 
 
-def test_notices_stay_within_the_answer_caps(parts: daemon.Parts) -> None:
+def test_notices_stay_within_the_answer_caps(desk: Desk) -> None:
     sender = "flood@example.com"
     for i in range(8):
         raw = bomb(sender, "too_many_parts", f"X-Count: {i}")
-        assert handle(parts, raw) is MailDisposition.QUARANTINED
-    per_hour = parts.settings.limits.auto_answers_per_hour
-    assert len(outbox_to(parts, sender)) == per_hour
-    with parts.store.reading() as session:
+        assert handle(desk, raw) is MailDisposition.QUARANTINED
+    per_hour = desk.settings.limits.auto_answers_per_hour
+    assert len(desk.outbox_to(sender)) == per_hour
+    with desk.store.reading() as session:
         answers = session.execute(
             select(AutoAnswerRow).where(AutoAnswerRow.address == sender)
         ).scalars()
@@ -311,8 +299,10 @@ def test_each_reason_gets_its_own_explanation(language: str) -> None:
                 "rejected",
                 Audience.SENDER,
                 ("marie@example.com",),
-                note=reason,
-                text="Imprimante <b>HS</b>\r\nBcc: x@example.org",
+                notices.Rejected(
+                    refused_subject="Imprimante <b>HS</b>\r\nBcc: x@example.org",
+                    reason=reason,
+                ),
             )
         )
         assert "\n" not in mail.subject

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.test_answer_ladder import ALICE, MARIE, Desk
+from tests.support.desk import MARIE, Desk
+
+ALICE = "alice@example.com"
 
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
     handle = Desk(tmp_path)
     yield handle
-    handle.parts.close()
+    handle.close()
 
 
 def resolved(desk: Desk) -> str:
@@ -28,8 +30,7 @@ def resolved(desk: Desk) -> str:
 
 def test_rate_after_auto_close_is_applied(desk: Desk) -> None:
     number = resolved(desk)
-    desk.clock.now += timedelta(days=10)  # past sla.auto_close_after (7 days)
-    desk.parts.service.check_sla(desk.clock.now)
+    desk.at(desk.clock.now + timedelta(days=10))  # past sla.auto_close_after (7 d)
     ticket = desk.ticket(number)
     assert (ticket["status"], ticket["close_reason"]) == ("closed", "auto_closed")
 

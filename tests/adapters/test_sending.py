@@ -1,11 +1,17 @@
-"""The sender's doorbell: the pipe the daemon rings after each commit."""
+"""The sender process: the doorbell the daemon rings after each commit, and the
+modules the process loads (only what sending needs: issue 14)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from maild.runtime.sender import Doorbell
+from tests.support.daemon import ROOT, write_config
 
 
 def test_rings_wake_the_sender_once_and_the_closed_pipe_stops_it() -> None:
@@ -23,3 +29,69 @@ def test_rings_wake_the_sender_once_and_the_closed_pipe_stops_it() -> None:
     assert bell.wait(5) is True
     assert bell.is_set()
     reader.close()
+
+
+# What the sender process must not load: intake, parsing, scheduling, the daemon.
+# (mailparser_reply, a small pure-Python quote stripper, still comes in through
+# config -> core.classify -> core.autoreply -> core.quotes.)
+NOT_FOR_SENDING = (
+    "aiosmtpd",
+    "imapclient",
+    "mailparser",
+    "inscriptis",
+    "lxml",
+    "apscheduler",
+    "maild.adapters.intake",
+    "maild.adapters.scheduler",
+    "maild.core.parse",
+    "maild.runtime.daemon",
+)
+
+
+def loaded_of(modules: set[str]) -> set[str]:
+    """The modules not for sending among modules."""
+    return {
+        name
+        for name in modules
+        for heavy in NOT_FOR_SENDING
+        if name == heavy or name.startswith(f"{heavy}.")
+    }
+
+
+def test_the_sender_process_loads_nothing_of_intake_or_parsing(
+    tmp_path: Path,
+) -> None:
+    config, _ = write_config(tmp_path, sink_port=None)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.sender_probe", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    child = json.loads(done.stdout.splitlines()[-1])
+    assert child["exitcode"] == 0, done.stderr  # it built its sender and stopped
+    modules = set(child["modules"])
+    assert {"maild.runtime.sender_wiring", "sqlalchemy", "jinja2"} <= modules
+    assert loaded_of(modules) == set()
+
+
+def test_the_entry_point_a_spawned_child_imports_again_is_lean() -> None:
+    # 'spawn' imports the parent's __main__ in the child: under `maild run`,
+    # maild/__main__.py and the command line, which import the daemon lazily
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, maild.__main__, maild.runtime.sender;"
+            "print(json.dumps(sorted(sys.modules)))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert loaded_of(set(json.loads(done.stdout))) == set()

@@ -3,100 +3,36 @@ re-announcements, PDR retries, automatic closure and digests, without sleeping."
 
 from __future__ import annotations
 
-import email
-import email.policy
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
-from maild.adapters.database.models import OutboxRow
 from maild.adapters.database.staff import add_staff
 from maild.adapters.scheduler import SlaTicker
-from maild.config import load_settings
-from maild.domain import MailOrigin
-from maild.runtime import daemon
-from tests.support.daemon import write_config
-from tests.support.factories import FakeClock
+from tests.support.desk import MON, PARIS, Desk
+from tests.support.waiting import wait_until
 
-PARIS = ZoneInfo("Europe/Paris")
-MON = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)  # a Monday
 SUPERVISOR = "chef@example.com"
 POOL = "techniciens@example.com"
 
 
-class Desk:
-    def __init__(self, tmp_path: Path, clock: FakeClock) -> None:
-        self.config, _ = write_config(tmp_path, sink_port=None, language="en")
-        self.clock = clock
-        self.parts = daemon.build(load_settings(self.config), clock, parse_workers=1)
-        self.sent = 0
-
-    def mail(self, sender: str, subject: str, body: str) -> None:
-        self.sent += 1
-        raw = (
-            f"From: {sender}\r\nTo: helpdesk@example.com\r\nSubject: {subject}\r\n"
-            f"Message-ID: <m{self.sent}.{self.clock.now.timestamp()}@client>\r\n"
-            f"\r\n{body}\r\n"
-        ).encode()
-        self.parts.service.handle(
-            raw,
-            MailOrigin(source="replay", envelope_recipients=("helpdesk@example.com",)),
-        )
-
-    def open(self, urgency: str = "moyenne") -> str:
-        self.mail("marie@example.com", "Poste bloqué", f"Urgence: {urgency}\n\nAide")
-        return self.tickets()[-1]["number"]
-
-    def at(self, moment: datetime) -> int:
-        """Move the clock to moment and run one SLA check."""
-        self.clock.now = moment
-        return self.parts.service.check_sla(moment)
-
-    def tickets(self) -> list[dict]:  # type: ignore[type-arg]
-        from maild.adapters.database.report import list_tickets
-
-        return list_tickets(self.parts.store, None)
-
-    def events(self, number: str, kind: str) -> list[dict]:  # type: ignore[type-arg]
-        from maild.adapters.database.report import show_ticket
-
-        shown = show_ticket(self.parts.store, number)
-        assert shown is not None
-        return [e for e in shown["events"] if e["kind"] == kind]
-
-    def outbox(self) -> list[tuple[str, str]]:
-        """(recipients, subject) of every queued mail, in order."""
-        with self.parts.store.reading() as session:
-            rows = session.execute(select(OutboxRow).order_by(OutboxRow.id)).scalars()
-            return [
-                (
-                    r.recipients,
-                    str(
-                        email.message_from_bytes(r.data, policy=email.policy.default)[
-                            "Subject"
-                        ]
-                    ),
-                )
-                for r in rows
-            ]
-
-    def sent_to(self, address: str) -> list[str]:
-        return [subject for to, subject in self.outbox() if address in to.split(",")]
-
-
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
-    handle = Desk(tmp_path, FakeClock(MON))
+    handle = Desk(tmp_path)
     yield handle
-    handle.parts.close()
+    handle.close()
+
+
+def open_ticket(desk: Desk, urgency: str = "moyenne") -> str:
+    """Marie's ticket, of the given urgency; its number."""
+    return desk.open("Poste bloqué", f"Urgence: {urgency}\n\nAide")
 
 
 def test_reminder_then_breach_for_an_unclaimed_ticket(desk: Desk) -> None:
-    number = desk.open()  # medium: 4 business hours, due 13:00, reminder at 12:00
+    number = open_ticket(desk)  # medium: 4 business hours, due 13:00, reminder at 12:00
     (ticket,) = desk.tickets()
     assert datetime.fromisoformat(ticket["callback_due_at"]) == MON.replace(hour=13)
     pool_before = len(desk.sent_to(POOL))
@@ -121,8 +57,8 @@ def test_a_supervisor_added_with_the_command_line_hears_of_a_breach(
     desk: Desk,
 ) -> None:
     added = "adjoint@example.com"
-    add_staff(desk.parts.store, added, "supervisor", MON)
-    number = desk.open()
+    add_staff(desk.store, added, "supervisor", MON)
+    number = open_ticket(desk)
     desk.at(MON.replace(hour=13))  # medium: due 13:00
     assert len(desk.events(number, "breach")) == 1
     assert any(number in s for s in desk.sent_to(added))
@@ -130,7 +66,7 @@ def test_a_supervisor_added_with_the_command_line_hears_of_a_breach(
 
 
 def test_unclaimed_ticket_is_announced_again_until_claimed(desk: Desk) -> None:
-    number = desk.open()
+    number = open_ticket(desk)
     desk.at(MON.replace(minute=29))
     assert desk.events(number, "reannounced") == []
     desk.at(MON.replace(minute=30))
@@ -143,7 +79,7 @@ def test_unclaimed_ticket_is_announced_again_until_claimed(desk: Desk) -> None:
 
 
 def test_a_call_meets_the_sla_and_stops_reminders(desk: Desk) -> None:
-    number = desk.open()
+    number = open_ticket(desk)
     desk.clock.now = MON.replace(hour=10)
     desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM\nCALL reached her")
     desk.at(MON.replace(hour=12))
@@ -156,7 +92,7 @@ def test_a_call_meets_the_sla_and_stops_reminders(desk: Desk) -> None:
 
 
 def test_pdr_meets_the_sla_and_schedules_a_retry(desk: Desk) -> None:
-    number = desk.open()
+    number = open_ticket(desk)
     desk.clock.now = MON.replace(hour=10)
     desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM\nPDR no answer")
     desk.at(MON.replace(hour=11, minute=59))
@@ -173,7 +109,7 @@ def test_pdr_meets_the_sla_and_schedules_a_retry(desk: Desk) -> None:
 def test_friday_evening_ticket_waits_for_monday(desk: Desk) -> None:
     friday = datetime(2026, 11, 27, 17, 30, tzinfo=PARIS)
     desk.clock.now = friday
-    number = desk.open()
+    number = open_ticket(desk)
     (ticket,) = desk.tickets()
     assert datetime.fromisoformat(ticket["callback_due_at"]) == MON.replace(
         hour=11, minute=30
@@ -187,7 +123,7 @@ def test_friday_evening_ticket_waits_for_monday(desk: Desk) -> None:
 
 def test_reminders_wait_for_business_hours_but_breaches_do_not(desk: Desk) -> None:
     desk.clock.now = MON.replace(hour=14)
-    number = desk.open()  # due 18:00, reminder 17:00
+    number = open_ticket(desk)  # due 18:00, reminder 17:00
     desk.at(MON.replace(hour=19))  # evening: the breach goes out at once
     assert len(desk.events(number, "breach")) == 1
     assert desk.events(number, "reminder") == []  # the breach replaced it
@@ -197,7 +133,7 @@ def test_reminders_wait_for_business_hours_but_breaches_do_not(desk: Desk) -> No
 
 
 def test_resolved_ticket_closes_itself_after_the_delay(desk: Desk) -> None:
-    number = desk.open()
+    number = open_ticket(desk)
     desk.clock.now = MON.replace(hour=10)
     desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM\nRESOLVED done")
     desk.at(MON + timedelta(days=6, hours=23))
@@ -210,12 +146,12 @@ def test_resolved_ticket_closes_itself_after_the_delay(desk: Desk) -> None:
 
 
 def test_morning_digest_once_per_business_day(desk: Desk) -> None:
-    desk.open()
+    open_ticket(desk)
     tuesday = MON + timedelta(days=1)
     desk.at(tuesday.replace(hour=8, minute=29))  # Monday's timers fire, no digest
     assert desk.sent_to("bob@example.com") == []
     desk.at(tuesday.replace(hour=8, minute=30))
-    digests = [s for to, s in desk.outbox() if "alice@example.com" in to]
+    digests = [s for to, s in desk.queued() if "alice@example.com" in to]
     assert len(digests) == 1
     assert len(desk.sent_to("bob@example.com")) == 1
     assert len([s for s in desk.sent_to(SUPERVISOR) if "digest" in s.lower()]) == 1
@@ -230,10 +166,9 @@ def test_morning_digest_once_per_business_day(desk: Desk) -> None:
 def test_a_restart_neither_loses_nor_repeats_a_timer(
     desk: Desk, tmp_path: Path
 ) -> None:
-    number = desk.open()
+    number = open_ticket(desk)
     desk.at(MON.replace(hour=12))
-    desk.parts.close()
-    desk.parts = daemon.build(load_settings(desk.config), desk.clock, parse_workers=1)
+    desk.restart()
     desk.at(MON.replace(hour=12, minute=1))
     assert len(desk.events(number, "reminder")) == 1
     desk.at(MON.replace(hour=13))
@@ -241,7 +176,7 @@ def test_a_restart_neither_loses_nor_repeats_a_timer(
 
 
 def test_due_timers_are_found_through_an_index(desk: Desk) -> None:
-    with desk.parts.store.reading() as session:
+    with desk.store.reading() as session:
         plan = session.execute(
             text(
                 "EXPLAIN QUERY PLAN SELECT id FROM tickets WHERE reminder_at <= :now "
@@ -259,9 +194,7 @@ def test_the_ticker_calls_the_service_with_the_injected_clock() -> None:
     )
     ticker.start()
     try:
-        deadline = datetime.now().timestamp() + 10  # noqa: DTZ005
-        while not calls and datetime.now().timestamp() < deadline:  # noqa: DTZ005
-            pass
+        wait_until(lambda: calls, 10, "the first tick")
     finally:
         ticker.stop()
     assert calls == [MON]
@@ -270,7 +203,7 @@ def test_the_ticker_calls_the_service_with_the_injected_clock() -> None:
 def test_stats_give_sla_and_median_times(desk: Desk) -> None:
     from maild.adapters.database.report import stats
 
-    number = desk.open()
+    number = open_ticket(desk)
     desk.clock.now = MON.replace(hour=9, minute=30)
     desk.mail("alice@example.com", f"Re: [HD {number}]", "CLAIM")
     desk.clock.now = MON.replace(hour=10)
@@ -279,7 +212,7 @@ def test_stats_give_sla_and_median_times(desk: Desk) -> None:
     desk.mail("alice@example.com", f"Re: [HD {number}]", "RESOLVED done")
     desk.clock.now = MON.replace(hour=11, minute=5)
     desk.mail("marie@example.com", f"Re: [HD {number}]", "ACCEPT\nRATE 4")
-    figures = stats(desk.parts.store)
+    figures = stats(desk.store)
     assert figures["median_minutes"] == {
         "to_claim": 30.0,
         "to_first_call": 60.0,

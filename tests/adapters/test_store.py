@@ -29,6 +29,7 @@ from maild.adapters.database.engine import (
 from maild.adapters.database.models import TicketRow, WatcherRow
 from maild.adapters.database.report import list_tickets
 from maild.adapters.database.store import Store
+from maild.app.ports import NewEvent
 from maild.domain import Attachment, EventKind, MailOrigin, MailState, TicketState
 from maild.errors import StoreUnavailable
 
@@ -93,21 +94,21 @@ def test_ticket_numbers_are_unique_under_concurrency(store: Store) -> None:
 
 def test_register_mail_counts_attempts_until_final(store: Store) -> None:
     origin = MailOrigin(source="imap:hd/INBOX", uidvalidity=7, uid=42)
-    first = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw", NOW)
+    first = store.register_mail(origin, "a" * 64, b"raw", NOW)
     assert (first.state, first.attempts, first.is_new) == (MailState.PENDING, 1, True)
-    again = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw", NOW)
+    again = store.register_mail(origin, "a" * 64, b"raw", NOW)
     assert (again.id, again.attempts, again.is_new) == (first.id, 2, False)
     with store.transaction() as tx:
         tx.finish_mail(first.id, MailState.DONE, "ticket I261129_0001", None, NOW)
-    done = store.register_mail(origin, "a" * 64, "<m>", "x@example.com", b"raw", NOW)
+    done = store.register_mail(origin, "a" * 64, b"raw", NOW)
     assert (done.state, done.attempts) == (MailState.DONE, 2)
 
 
 def test_same_bytes_elsewhere_are_the_same_mail(store: Store) -> None:
-    smtp = store.register_mail(MailOrigin(source="smtp"), "b" * 64, "", "", b"x", NOW)
-    retry = store.register_mail(MailOrigin(source="smtp"), "b" * 64, "", "", b"x", NOW)
+    smtp = store.register_mail(MailOrigin(source="smtp"), "b" * 64, b"x", NOW)
+    retry = store.register_mail(MailOrigin(source="smtp"), "b" * 64, b"x", NOW)
     assert retry.id == smtp.id
-    other = store.register_mail(MailOrigin(source="smtp"), "c" * 64, "", "", b"y", NOW)
+    other = store.register_mail(MailOrigin(source="smtp"), "c" * 64, b"y", NOW)
     assert other.id != smtp.id  # same Message-ID or not, other bytes: another mail
 
 
@@ -138,9 +139,7 @@ def test_times_come_back_aware_and_equal(store: Store) -> None:
     with store.transaction() as tx:
         row = ticket_row(1, created)
         tx.add(row)
-        tx.add_event(
-            row.id, EventKind.CREATED, "a", created, "", None, is_internal=False
-        )
+        tx.add_event(row.id, NewEvent(EventKind.CREATED, "a", created, ""))
     with store.reading() as session:
         stored = session.execute(select(TicketRow)).scalar_one()
     assert stored.created_at == created
@@ -231,7 +230,7 @@ def test_a_durable_commit_waits_for_the_blobs_it_names(
 
     monkeypatch.setattr(blobs_module, "_flush", slow_flush)
     origin = MailOrigin(source="smtp")
-    record = store.register_mail(origin, "c" * 64, "", "", b"kept bytes", NOW)
+    record = store.register_mail(origin, "c" * 64, b"kept bytes", NOW)
     assert flushed == []  # the relaxed registration does not wait
     with store.transaction() as tx:
         tx.finish_mail(record.id, MailState.DONE, "ticket", None, NOW)
@@ -239,7 +238,7 @@ def test_a_durable_commit_waits_for_the_blobs_it_names(
     assert flushed == [kept.name]
     # a mail handled before leaves the inbox without another commit: it waits too
     kept.write_bytes(b"")
-    again = store.register_mail(origin, "c" * 64, "", "", b"kept bytes", NOW)
+    again = store.register_mail(origin, "c" * 64, b"kept bytes", NOW)
     assert again.state == MailState.DONE
     assert len(flushed) == 2
 
@@ -268,12 +267,12 @@ def test_a_blob_that_cannot_be_written_fails_the_commit_that_names_it(
 
     origin = MailOrigin(source="smtp")
     monkeypatch.setattr(blobs_module.os, "replace", disk_full)
-    record = store.register_mail(origin, "d" * 64, "", "", b"no room", NOW)
+    record = store.register_mail(origin, "d" * 64, b"no room", NOW)
     with pytest.raises(OSError, match="No space left"), store.transaction() as tx:
         tx.finish_mail(record.id, MailState.DONE, "ticket", None, NOW)
     monkeypatch.undo()
     # rolled back: the mail is still to handle, and its bytes are written then
-    again = store.register_mail(origin, "d" * 64, "", "", b"no room", NOW)
+    again = store.register_mail(origin, "d" * 64, b"no room", NOW)
     assert (again.id, again.state, again.attempts) == (record.id, MailState.PENDING, 2)
     with store.transaction() as tx:
         tx.finish_mail(record.id, MailState.DONE, "ticket", None, NOW)

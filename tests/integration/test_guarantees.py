@@ -28,11 +28,11 @@ from tests.support.crash import (
     message_id,
     new_mail,
     to,
-    wait_until,
 )
 from tests.support.daemon import run_maild, start_daemon
 from tests.support.dovecot import HELPDESK, DovecotServer
 from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,6 @@ import pwd
 import re
 import signal
 import smtplib
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,10 +35,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.daemon import ROOT, write_config
+from tests.support.daemon import ROOT, is_listening, write_config
 from tests.support.dovecot import HELPDESK, DovecotServer
 from tests.support.smtp_sink import ReceivedMail, SmtpSink
-from tests.unit.test_hostile_parse import header_lines, many_parts, nested
+from tests.support.waiting import wait_until
+from tests.corpus.test_hostile_parse import header_lines, many_parts, nested
 
 pytestmark = pytest.mark.integration
 
@@ -240,17 +240,13 @@ def desk(
 
 
 def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("maild exited at start:\n" + log.read_text())
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)  # polling for the port to open, with a deadline
-    process.kill()
-    raise RuntimeError("maild did not open its intake:\n" + log.read_text())
+    try:
+        wait_until(lambda: is_listening(process, port, log), 60, "the intake")
+    except TimeoutError:
+        process.kill()
+        raise RuntimeError(
+            "maild did not open its intake:\n" + log.read_text()
+        ) from None
 
 
 def written_files(pid: int) -> set[Path]:
@@ -439,10 +435,12 @@ def test_1_gb_announced_on_imap_is_refused_without_fetching_it(desk: Desk) -> No
     assert (state, reason) == ("quarantined", "too_large: 1073741824 bytes")
     (notice,) = desk.notices_to(sender)
     assert notice.message["Subject"] == "Message non pris en compte : archive de 1 Go"
-    deadline = time.monotonic() + 10
-    while not desk.server.list_uids(HELPDESK, "maild/quarantine"):
-        assert time.monotonic() < deadline, "not moved to the quarantine folder"
-        time.sleep(0.05)  # the move follows the commit
+    # the move follows the commit
+    wait_until(
+        lambda: desk.server.list_uids(HELPDESK, "maild/quarantine"),
+        10,
+        "the move to the quarantine folder",
+    )
     assert desk.server.list_uids(HELPDESK, "INBOX") == []
 
 

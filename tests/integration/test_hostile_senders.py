@@ -9,8 +9,7 @@ no check recognises is stopped by the ticket's answer ladder.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from tests.integration.test_workflow import Desk, open_ticket, text_of
 from tests.support.daemon import Daemon, start_daemon
 from tests.support.smtp_sink import ReceivedMail, SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -52,17 +52,6 @@ def daemon(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[Daemon]:
 @pytest.fixture
 def desk(daemon: Daemon, smtp_sink: SmtpSink) -> Desk:
     return Desk(daemon, smtp_sink)
-
-
-def wait_until(probe: Callable[[], Any], timeout: float = 30) -> Any:
-    """Poll probe until it returns something true; return it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)  # polling the CLI with a deadline
-    raise TimeoutError("condition not met in time")
 
 
 def events(desk: Desk, number: str, kind: str) -> list[dict[str, Any]]:

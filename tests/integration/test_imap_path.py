@@ -17,6 +17,7 @@ import pytest
 from tests.support.daemon import Daemon, start_daemon
 from tests.support.dovecot import HELPDESK, DovecotServer, capabilities
 from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,14 +63,6 @@ def daemon(
         yield handle
     finally:
         assert handle.stop() == 0, handle.log.read_text()
-
-
-def wait_until(predicate, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.05)  # polling the mailbox with a deadline
 
 
 def test_mailbox_mail_becomes_tickets_and_leaves_the_inbox(
@@ -119,7 +112,8 @@ def test_polling_takes_over_without_idle(
     server.fresh_mailbox(HELPDESK)
     handle = start(tmp_path, smtp_sink, server, poll=1)
     try:
-        time.sleep(0.5)  # let the daemon go quiet, so the mail arrives between polls
+        # its first poll done, the daemon is quiet: the mail arrives between polls
+        wait_until(lambda: "maild running" in handle.log.read_text(), 30, "first poll")
         server.append(HELPDESK, new_mail("Sans IDLE"))
         smtp_sink.wait_for(lambda m: "marie@example.com" in m.rcpt_tos, timeout=30)
         wait_until(lambda: not server.list_uids(HELPDESK, "INBOX"))

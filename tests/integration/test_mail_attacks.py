@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_hostile_senders import EXTRA, events, wait_until
+from tests.integration.test_hostile_senders import EXTRA, events
 from tests.integration.test_workflow import (
     ALICE,
     CHEF,
@@ -33,6 +33,7 @@ from tests.integration.test_workflow import (
 )
 from tests.support.daemon import Daemon, run_maild, start_daemon, write_config
 from tests.support.smtp_sink import ReceivedMail, SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

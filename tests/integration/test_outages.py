@@ -24,12 +24,12 @@ from tests.support.crash import (
     message_id,
     new_mail,
     to,
-    wait_until,
 )
 from tests.support.daemon import run_maild, start_daemon
 from tests.support.dovecot import HELPDESK, DovecotServer
 from tests.support.postgres import PostgresServer
 from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +144,7 @@ def test_sqlite_busy_waits_instead_of_failing(
             target=daemon.send, args=(new_mail(1), "user1@example.com")
         )
         sender.start()
-        time.sleep(2)  # the daemon waits on the lock meanwhile
+        sender.join(2)  # the daemon waits on the lock meanwhile
         assert sender.is_alive()  # no answer yet: neither 250 nor 451
         lock.rollback()
     sender.join(30)

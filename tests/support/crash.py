@@ -16,7 +16,6 @@ import email.policy
 import os
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -95,17 +94,6 @@ def kill(daemon: Daemon) -> None:
     os.killpg(daemon.process.pid, signal.SIGKILL)
     daemon.process.wait(30)
     daemon.process = None
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = 30, what: str = "condition"
-) -> None:
-    """Poll predicate until it holds; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)  # polling with a deadline
 
 
 def sqlite_url(tmp_path: Path) -> str:

@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.support.smtp_sink import free_port
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,14 +142,22 @@ def start_daemon(directory: Path, sink_port: int | None, **options: Any) -> Daem
             start_new_session=True,  # its own process group, for crash.kill
         )
     daemon = Daemon(config, process, port, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("maild exited at start:\n" + log.read_text())
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return daemon
-        except OSError:
-            time.sleep(0.05)  # polling for the port to open, with a deadline
-    daemon.stop()
-    raise RuntimeError("maild did not open its intake:\n" + log.read_text())
+    try:
+        wait_until(lambda: is_listening(process, port, log), 60, "the intake")
+    except TimeoutError:
+        daemon.stop()
+        raise RuntimeError(
+            "maild did not open its intake:\n" + log.read_text()
+        ) from None
+    return daemon
+
+
+def is_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> bool:
+    """Tell whether the daemon's intake accepts connections; raise if it died."""
+    if process.poll() is not None:
+        raise RuntimeError("maild exited at start:\n" + log.read_text())
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from imapclient import IMAPClient
 
 from maild.config import ImapSettings
+from tests.support.waiting import wait_until
 
 DOVECOT = Path("/usr/sbin/dovecot")
 DOVEADM = Path("/usr/bin/doveadm")
@@ -218,14 +218,20 @@ def _write_config(
     (root / "dovecot.conf").write_text(text)
 
 
-def _wait_for_port(server: DovecotServer, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((server.host, server.port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"dovecot {server.name} did not listen:\n{server.log()}")
+def _accepts(server: DovecotServer) -> bool:
+    """Tell whether server accepts a connection on its port."""
+    try:
+        with socket.create_connection((server.host, server.port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for_port(server: DovecotServer, timeout: float) -> None:
+    try:
+        wait_until(lambda: _accepts(server), timeout, f"dovecot {server.name}'s port")
+    except TimeoutError:
+        pytest.fail(f"dovecot {server.name} did not listen:\n{server.log()}")
 
 
 def start_dovecot(
@@ -249,7 +255,7 @@ def start_dovecot(
             )
         if done.returncode != 0:
             pytest.fail(f"dovecot {args} failed: {output.read_text()}\n{server.log()}")
-    _wait_for_port(server, time.monotonic() + 10)
+    _wait_for_port(server, 10)
     return server
 
 
@@ -261,13 +267,13 @@ def stop_dovecot(*servers: DovecotServer) -> None:
         if pid_file.exists():
             pids.append((server, int(pid_file.read_text().split()[0])))
             os.kill(pids[-1][1], signal.SIGTERM)  # all at once: each takes 1-3 s
-    deadline = time.monotonic() + 15
-    for server, pid in pids:
-        while _is_alive(pid):
-            if time.monotonic() > deadline:
+    try:
+        wait_until(lambda: not any(_is_alive(pid) for _, pid in pids), 15, "stop")
+    except TimeoutError:
+        for server, pid in pids:
+            if _is_alive(pid):
                 print(server.log())
                 pytest.fail(f"dovecot {server.name} (pid {pid}) did not stop")
-            time.sleep(0.05)
     for server in servers:
         shutil.rmtree(server.root, ignore_errors=True)
 

@@ -11,6 +11,7 @@ from maild.domain import (
     AutoSignals,
     InboundMail,
     Person,
+    Ticket,
     TicketState,
     TicketType,
     TicketView,
@@ -82,5 +83,27 @@ def make_view(**overrides: Any) -> TicketView:
         owner=None,
         created_at=datetime(2026, 11, 27, 16, 30, tzinfo=UTC),
         callback_due_at=datetime(2026, 11, 30, 10, 30, tzinfo=UTC),
+    )
+    return replace(base, **overrides)
+
+
+def make_ticket(**overrides: Any) -> Ticket:
+    """A ticket as the store keeps it: in the pool, medium urgency, due at 13:00."""
+    base = Ticket(
+        id=7,
+        number="I261130_0007",
+        token="tok",
+        ticket_type=TicketType.INCIDENT,
+        status=TicketState.NEW,
+        subject="Imprimante en panne",
+        description="Elle ne répond plus.",
+        requester=Person("Marie Curie", "marie@example.com"),
+        beneficiary=Person("Marie Curie", "marie@example.com"),
+        application="Impression",
+        urgency=Urgency.MEDIUM,
+        phone="0102030405",
+        owner=None,
+        created_at=datetime(2026, 11, 30, 9, 0, tzinfo=UTC),
+        callback_due_at=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
     )
     return replace(base, **overrides)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from maild.core.addresses import is_accepted, is_plain_mailbox
 from maild.core.classify import (
     CommandMail,
     HelpdeskPolicy,
@@ -14,8 +15,6 @@ from maild.core.classify import (
     Outsider,
     Reply,
     classify,
-    is_accepted,
-    is_plain_mailbox,
 )
 from maild.core.commands import SubjectCommand
 from maild.domain import AutoSignals, IgnoreReason, Person, TicketType

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from maild.core import notices
 from maild.core.notify import DeliveryFailedOutcome, notifications_for
 from maild.domain import Audience, TicketView
 from tests.support.factories import make_view
@@ -48,9 +49,12 @@ def test_supervisors_are_told_what_failed_and_why(
     )
     assert report.to == ("chef@example.com", "dir@example.com")
     assert report.ticket == ticket
-    assert report.text == ERROR
-    assert report.lines == ("jeanne@example.com", "paul@example.com")
-    assert report.note_detail == "[HD I261129_0007] Votre demande est enregistrée"
+    assert report.notice == notices.DeliveryFailed(
+        ticket=ticket,
+        error=ERROR,
+        failed_recipients=("jeanne@example.com", "paul@example.com"),
+        failed_subject="[HD I261129_0007] Votre demande est enregistrée",
+    )
     assert not report.is_capped
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from maild.core import notices
 from maild.core.notify import (
     Author,
     Caps,
@@ -13,6 +14,7 @@ from maild.core.notify import (
     DigestDue,
     HelpAsked,
     ListAsked,
+    MailRefused,
     NewTicketHeld,
     NotApplied,
     TicketOpened,
@@ -22,9 +24,11 @@ from maild.core.notify import (
     notifications_for,
 )
 from maild.domain import (
+    Attachment,
     Audience,
     CommandResult,
     EventKind,
+    Notice,
     Person,
     Role,
     TicketView,
@@ -58,13 +62,40 @@ def test_ticket_opened_confirms_to_people_and_announces_to_pool() -> None:
     )
     assert confirmation.is_capped
     assert confirmation.in_reply_to == "m1@client"
-    assert (confirmation.note, confirmation.note_detail) == (
-        "beneficiary_outside",
-        "x@other.test",
+    assert confirmation.notice == notices.Confirmation(
+        ticket, beneficiary_outside="x@other.test"
     )
+    assert confirmation.ticket == ticket
     assert announcement.to == (POOL,)
     assert announcement.audience is Audience.POOL
+    assert announcement.notice == notices.Announcement(ticket, notices.Announced.NEW)
     assert not announcement.is_capped
+
+
+@pytest.mark.parametrize(
+    ("note", "detail", "expected"),
+    [
+        ("", "", notices.Confirmation(make_view())),
+        ("mystery_code", "secret-detail", notices.Confirmation(make_view())),
+        (
+            "beneficiary_refused",
+            "pool@example.com",
+            notices.Confirmation(make_view(), beneficiary_refused="pool@example.com"),
+        ),
+        (
+            "beneficiary_outside",
+            "",  # no address: the template says "the address given"
+            notices.Confirmation(make_view(), beneficiary_outside=""),
+        ),
+    ],
+)
+def test_confirmation_says_why_a_beneficiary_was_not_taken(
+    note: str, detail: str, expected: notices.Confirmation
+) -> None:
+    confirmation, _ = notifications_for(
+        TicketOpened(make_view(), note, detail, "m1"), POOL
+    )
+    assert confirmation.notice == expected
 
 
 def test_requester_who_is_beneficiary_gets_one_copy() -> None:
@@ -110,46 +141,83 @@ def test_comments_are_forwarded_by_author(
         audience,
         to,
     )
-    assert notification.text == "hi"
+    assert notification.notice == notices.Comment(ticket, "x@example.com", "hi")
     assert not notification.is_capped
 
 
+def test_a_forwarded_comment_carries_its_attachments() -> None:
+    files = (Attachment("a.pdf", "application/pdf", b"%PDF"),)
+    (notification,) = notifications_for(
+        CommentAdded(OWNED, Author.OWNER, "x@example.com", "hi", files), POOL
+    )
+    assert notification.attachments == files
+
+
+BOB = "bob@example.com"
+PUBLIC = ("marie@example.com", "paul@example.com", "chef@example.com")
+
+
 @pytest.mark.parametrize(
-    ("event", "template", "to"),
+    ("event", "template", "to", "notice"),
     [
-        (
-            EventKind.CLAIMED,
-            "claimed",
-            ("marie@example.com", "paul@example.com", "chef@example.com"),
-        ),
+        (EventKind.CLAIMED, "claimed", PUBLIC, notices.Claimed(OWNED, BOB)),
         (
             EventKind.RESOLVED,
             "resolved",
-            ("marie@example.com", "paul@example.com", "chef@example.com"),
+            PUBLIC,
+            notices.Resolved(OWNED, BOB, "txt"),
         ),
-        (EventKind.RELEASED, "announcement", (POOL,)),
-        (EventKind.ASSIGNED, "assigned", ("alice@example.com",)),
-        (EventKind.REFUSED, "refused", ("alice@example.com",)),
-        (EventKind.ACCEPTED, "accepted", ("alice@example.com",)),
-        (EventKind.CANCELLED, "cancelled", ("alice@example.com",)),
-        (EventKind.CALL, None, None),
-        (EventKind.TASK, None, None),
-        (EventKind.NOTE, None, None),
-        (EventKind.RATED, None, None),
+        (
+            EventKind.RELEASED,
+            "announcement",
+            (POOL,),
+            notices.Announcement(OWNED, notices.Announced.RELEASED, BOB),
+        ),
+        (
+            EventKind.ASSIGNED,
+            "assigned",
+            ("alice@example.com",),
+            notices.Assigned(OWNED, BOB),
+        ),
+        (
+            EventKind.REFUSED,
+            "refused",
+            ("alice@example.com",),
+            notices.Refused(OWNED, BOB, "txt"),
+        ),
+        (
+            EventKind.ACCEPTED,
+            "accepted",
+            ("alice@example.com",),
+            notices.Accepted(OWNED, BOB, "txt"),
+        ),
+        (
+            EventKind.CANCELLED,
+            "cancelled",
+            ("alice@example.com",),
+            notices.Cancelled(OWNED, BOB, "txt"),
+        ),
+        (EventKind.CALL, None, None, None),
+        (EventKind.TASK, None, None, None),
+        (EventKind.NOTE, None, None, None),
+        (EventKind.RATED, None, None, None),
     ],
 )
 def test_commands_tell_the_right_people(
-    event: EventKind, template: str | None, to: tuple[str, ...] | None
+    event: EventKind,
+    template: str | None,
+    to: tuple[str, ...] | None,
+    notice: Notice | None,
 ) -> None:
-    sent = notifications_for(
-        CommandApplied(event, OWNED, "bob@example.com", "txt", None), POOL
-    )
+    sent = notifications_for(CommandApplied(event, OWNED, BOB, "txt", None), POOL)
     if template is None:
         assert sent == ()
         return
     (notification,) = sent
     assert (notification.template, notification.to) == (template, to)
-    assert notification.actor == "bob@example.com"
+    assert notification.notice == notice
+    assert notification.ticket == OWNED
+    assert not notification.is_capped
 
 
 def test_released_ticket_is_announced_with_a_note() -> None:
@@ -163,9 +231,8 @@ def test_released_ticket_is_announced_with_a_note() -> None:
         ),
         POOL,
     )
-    assert (notification.note, notification.note_detail) == (
-        "released",
-        "alice@example.com",
+    assert notification.notice == notices.Announcement(
+        make_view(), notices.Announced.RELEASED, released_by="alice@example.com"
     )
 
 
@@ -188,6 +255,9 @@ def test_answers_to_the_sender_are_capped() -> None:
         ),
         *notifications_for(NotApplied("bob@example.com", "m"), POOL),
         *notifications_for(NewTicketHeld("bob@example.com", "Printer", 20, "m"), POOL),
+        *notifications_for(
+            MailRefused("bob@example.com", "too_large", "Big", "m"), POOL
+        ),
     ]
     assert [a.template for a in answers] == [
         "transcript",
@@ -196,14 +266,50 @@ def test_answers_to_the_sender_are_capped() -> None:
         "list",
         "not_applied",
         "new_ticket_held",
+        "rejected",
     ]
-    assert all(a.is_capped and a.to == ("bob@example.com",) for a in answers)
+    assert all(a.to == ("bob@example.com",) for a in answers)
+    # Every answer is capped but the notice of a held new ticket, which the
+    # use case sends once an hour at most (the sender's answers are spent).
+    assert [a.is_capped for a in answers] == [True] * 5 + [False, True]
     assert all(a.audience is Audience.SENDER and a.in_reply_to == "m" for a in answers)
-    assert answers[0].results == results
-    assert answers[2].role == "technician"
-    assert answers[3].tickets == (OWNED,)
+    assert [a.notice for a in answers] == [
+        notices.Transcript(OWNED, results),
+        notices.AboutTicket(OWNED),
+        notices.Help(Role.TECHNICIAN),
+        notices.TicketList(Role.SUPERVISOR, (OWNED,)),
+        notices.NotApplied(),
+        notices.NewTicketHeld("Printer", 20),
+        notices.Rejected("Big", "too_large"),
+    ]
     assert answers[4].ticket is None  # need to know: nothing of the ticket
-    assert (answers[5].text, answers[5].lines) == ("Printer", ("20",))
+
+
+def test_a_transcript_without_a_ticket_names_none() -> None:
+    (answer,) = notifications_for(Transcript(None, "bob@example.com", (), "m"), POOL)
+    assert answer.notice == notices.Transcript(None, ())
+    assert answer.ticket is None
+
+
+@pytest.mark.parametrize(
+    ("role", "reader"),
+    [
+        (Role.REQUESTER, Role.REQUESTER),
+        (Role.BENEFICIARY, Role.REQUESTER),
+        (Role.WATCHER, Role.REQUESTER),
+        (Role.TECHNICIAN, Role.TECHNICIAN),
+        (Role.SUPERVISOR, Role.SUPERVISOR),
+    ],
+)
+def test_help_and_list_show_staff_or_requester_commands(
+    role: Role, reader: Role
+) -> None:
+    (help_answer,) = notifications_for(HelpAsked("bob@example.com", role, "m"), POOL)
+    (list_answer,) = notifications_for(
+        ListAsked("bob@example.com", role, (), "m"), POOL
+    )
+    assert help_answer.notice == notices.Help(reader)
+    assert list_answer.notice == notices.TicketList(reader, ())
 
 
 @pytest.mark.parametrize(
@@ -237,6 +343,9 @@ def test_timers_tell_the_right_people(
         TimerFired(timer, ticket, ("chef@example.com",)), POOL
     )
     assert (notification.template, notification.to) == (template, to)
+    assert notification.ticket == ticket
+    if timer is not Timer.REANNOUNCE:
+        assert notification.notice == notices.AboutTicket(ticket)
     assert not notification.is_capped
 
 
@@ -249,7 +358,9 @@ def test_reannouncement_carries_its_note() -> None:
     (notification,) = notifications_for(
         TimerFired(Timer.REANNOUNCE, make_view(), ()), POOL
     )
-    assert notification.note == "reannounced"
+    assert notification.notice == notices.Announcement(
+        make_view(), notices.Announced.REANNOUNCED
+    )
 
 
 @pytest.mark.parametrize(
@@ -262,5 +373,5 @@ def test_digests(role: Role, audience: Audience) -> None:
     )
     assert (notification.template, notification.audience) == ("digest", audience)
     assert notification.to == ("bob@example.com",)
-    assert notification.tickets == (OWNED,)
-    assert notification.lines == ("new: 1",)
+    assert notification.notice == notices.Digest((OWNED,), ("new: 1",))
+    assert notification.ticket is None

@@ -17,11 +17,10 @@ from maild.core.permissions import (
     Allowed,
     RefusalReason,
     Refused,
-    StaffRole,
     TicketFacts,
     decide,
 )
-from maild.domain import CloseReason, TicketState
+from maild.domain import CloseReason, Role, TicketState
 
 K, S, R = CommandKind, TicketState, RefusalReason
 OWNER, OTHER = "alice@example.com", "bob@example.com"
@@ -29,9 +28,9 @@ ACTORS = {
     "requester": Actor("marie@example.com"),
     "beneficiary": Actor("paul@example.com"),
     "watcher": Actor("pierre@example.com"),
-    "owner": Actor(OWNER, StaffRole.TECHNICIAN),
-    "other_technician": Actor(OTHER, StaffRole.TECHNICIAN),
-    "supervisor": Actor("chef@example.com", StaffRole.SUPERVISOR),
+    "owner": Actor(OWNER, Role.TECHNICIAN),
+    "other_technician": Actor(OTHER, Role.TECHNICIAN),
+    "supervisor": Actor("chef@example.com", Role.SUPERVISOR),
     "outsider": Actor("eve@example.com"),
 }
 STAFF = {"owner", "other_technician", "supervisor"}

@@ -14,7 +14,6 @@ from maild.core.permissions import (
     Decision,
     RefusalReason,
     Refused,
-    StaffRole,
     TicketFacts,
     decide,
     decide_all,
@@ -32,9 +31,9 @@ REQUESTER = Actor("paul@example.com")
 BENEFICIARY = Actor("marie@example.com")
 WATCHER = Actor("cc@example.com")
 OUTSIDER = Actor("someone@elsewhere.example")
-OWNER = Actor("alice@example.com", StaffRole.TECHNICIAN)
-OTHER_TECH = Actor("bob@example.com", StaffRole.TECHNICIAN)
-SUPERVISOR = Actor("chef@example.com", StaffRole.SUPERVISOR)
+OWNER = Actor("alice@example.com", Role.TECHNICIAN)
+OTHER_TECH = Actor("bob@example.com", Role.TECHNICIAN)
+SUPERVISOR = Actor("chef@example.com", Role.SUPERVISOR)
 
 
 def make_ticket(
@@ -141,7 +140,7 @@ CASES: list[tuple[str, Actor, Command, TicketFacts, Decision]] = [
     ),
     (
         "owner-case-differs",
-        Actor("ALICE@example.com", StaffRole.TECHNICIAN),
+        Actor("ALICE@example.com", Role.TECHNICIAN),
         cmd(K.CALL),
         make_ticket(),
         allowed(EventKind.CALL, S.IN_PROGRESS),
@@ -509,7 +508,7 @@ CASES: list[tuple[str, Actor, Command, TicketFacts, Decision]] = [
     # a staff member who opened a ticket for themself is its requester too
     (
         "tech-requester-accepts",
-        Actor("paul@example.com", StaffRole.TECHNICIAN),
+        Actor("paul@example.com", Role.TECHNICIAN),
         cmd(K.ACCEPT),
         make_ticket(S.RESOLVED),
         allowed(EventKind.ACCEPTED, S.CLOSED),
@@ -557,7 +556,7 @@ def test_assign_only_to_staff(address: str, expected: Decision) -> None:
         (SUPERVISOR, {Role.SUPERVISOR}),
         (OUTSIDER, set()),
         (
-            Actor("paul@example.com", StaffRole.SUPERVISOR),
+            Actor("paul@example.com", Role.SUPERVISOR),
             {Role.REQUESTER, Role.SUPERVISOR},
         ),
     ],

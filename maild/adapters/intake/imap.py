@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, assert_never
+from typing import Any, Final, assert_never
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
+from maild.app.ports import MailHandler
 from maild.config import ImapSettings
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import ConfigError, MailboxUnavailable, MaildError, TransientError
@@ -43,12 +44,6 @@ _DELETED: Final = b"\\Deleted"
 # A mail over max_mail_bytes is fetched by the start of its header only.
 _HEAD_ITEM: Final = "BODY.PEEK[HEADER]<0.65536>"
 _HEAD_KEY: Final = b"BODY[HEADER]<0>"
-
-
-class MailHandler(Protocol):
-    """Commits one mail and says where it ends; TransientError means later."""
-
-    def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition: ...
 
 
 @dataclass(frozen=True, slots=True)

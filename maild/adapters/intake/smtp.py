@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from maild.domain import MailDisposition, MailOrigin
+from maild.app.ports import MailHandler
+from maild.domain import MailOrigin
 from maild.errors import TransientError
 
 log = logging.getLogger(__name__)
-
-
-class MailHandler(Protocol):
-    def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition: ...
 
 
 class IntakeHandler:

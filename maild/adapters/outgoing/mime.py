@@ -13,7 +13,6 @@ import binascii
 import logging
 import re
 import secrets
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from email import policy
 from email.charset import BASE64, Charset
@@ -22,6 +21,7 @@ from email.utils import format_datetime, formataddr
 from typing import Final
 from urllib.parse import quote
 
+from maild.core.addresses import normalize_address, valid_recipients
 from maild.domain import Attachment, OutboundMail
 
 log = logging.getLogger(__name__)
@@ -66,13 +66,6 @@ _RFC2231_PIECE: Final = 60
 _TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 _BREAKS: Final = re.compile(r"\r\n|[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00]")
 _LINE_BREAK: Final = re.compile(rb"\r\n|\r|\n")  # in a body, as the generator sees them
-# Dot-atom without "%" and "!": a relay may read them as routes (the percent
-# hack, bang paths) and deliver outside the domain after the "@".
-_LOCAL: Final = re.compile(
-    r"[A-Za-z0-9#$&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9#$&'*+/=?^_`{|}~-]+)*"
-)
-_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DOMAIN: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 _MSGID: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@\[\]-]{1,250}")
 _HEADER_NAME: Final = re.compile(r"[!-9;-~]{1,76}")
 # In an attachment name: path separators and their look-alikes, control
@@ -91,8 +84,6 @@ _RESERVED: Final = frozenset({
     "sender", "return-path",
 })
 # fmt: on
-_MAX_ADDRESS: Final = 254
-_MAX_LOCAL: Final = 64
 
 
 def build_message(
@@ -247,39 +238,6 @@ def clean_header(value: str) -> str:
     # when the header is folded; a word joiner keeps it plain text.
     text = text.replace("=?", "=\u2060?")
     return _BREAKS.sub(" ", text).strip()
-
-
-def normalize_address(value: str) -> str | None:
-    """Return value as a plain ASCII addr-spec, or None when it is not one.
-
-    Local parts with "%" or "!" are not plain: they are refused here, so the
-    safety net under every notification drops them and the CLI refuses them.
-    """
-    local, at, domain = value.strip().rpartition("@")
-    if not at or len(local) > _MAX_LOCAL or not _LOCAL.fullmatch(local):
-        return None
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    address = f"{local}@{domain}"
-    if len(address) > _MAX_ADDRESS or not _DOMAIN.fullmatch(domain):
-        return None
-    return address
-
-
-def valid_recipients(addresses: Iterable[str]) -> tuple[str, ...]:
-    """Keep the valid addresses, once each (case ignored), in order."""
-    seen: set[str] = set()
-    kept: list[str] = []
-    for raw in addresses:
-        address = normalize_address(raw)
-        if address is None:
-            log.warning("recipient %r is not a valid address; skipped", raw)
-        elif address.lower() not in seen:
-            seen.add(address.lower())
-            kept.append(address)
-    return tuple(kept)
 
 
 def _thread_headers(mail: OutboundMail) -> list[tuple[str, str]]:

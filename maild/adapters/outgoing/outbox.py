@@ -1,4 +1,4 @@
-"""The outbox sender: delivers queued mail after commit. I/O.
+"""The outbox sender: delivers queued mail after commit. I/O (SMTP, through the store).
 
 Rows are read in a short transaction, sent with no transaction open, and
 marked in another: sent only once the relay accepted the mail; a 4xx or a
@@ -7,7 +7,7 @@ marks the row failed, and the `on_failed` hook records it (on the ticket, to
 the supervisors) in that same transaction. A restart resends what was not
 marked, with the same Message-ID, so a copy sent twice is the same mail to the
 recipient's client. A database that is unavailable pauses the loop; it never
-ends it.
+ends it. The queue's SQL lives in the database adapter (OutboxStore below).
 """
 
 from __future__ import annotations
@@ -15,34 +15,27 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import Table, func, select, update
-
-from maild.adapters.database.models import OutboxRow
-from maild.adapters.database.store import Store, Tx
+from maild.adapters.outgoing.relay import Mailer
+from maild.app.ports import DeskSession
+from maild.domain import FailedDelivery, OutboxState
 from maild.errors import DeliveryDeferred, DeliveryFailed, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 BATCH = 50
-_OUTBOX = cast(Table, OutboxRow.__table__)
 MAX_BACKOFF = timedelta(hours=1)
-
-
-class Mailer(Protocol):
-    def send(
-        self, message_id: str, sender: str, recipients: tuple[str, ...], data: bytes
-    ) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Due:
+    """A queued mail whose time to be sent has come."""
+
     id: int
     message_id: str
     recipients: tuple[str, ...]
@@ -50,16 +43,30 @@ class Due:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
-class FailedDelivery:
-    """A queued mail the relay refused for good."""
+class OutboxSession(DeskSession, Protocol):
+    """A transaction that can also mark a queued mail failed."""
 
-    message_id: str
-    ticket_id: int | None
-    recipients: tuple[str, ...]
-    subject: str
-    audience: str
-    error: str
+    def mark_failed(self, outbox_id: int, error: str) -> FailedDelivery | None:
+        """Mark a queued mail failed for good; None if there is no such mail."""
+
+
+class OutboxStore(Protocol):
+    """What the sender needs of the store: the queue, a transaction at a time."""
+
+    def transaction(
+        self, *, relaxed: bool = False
+    ) -> AbstractContextManager[OutboxSession]: ...
+    def due_outbox(self, now: datetime, limit: int) -> list[Due]:
+        """The pending mails due at now, in the order they were queued."""
+
+    def mark_sent(self, outbox_ids: Sequence[int], now: datetime) -> None:
+        """Mark pending mails sent (and count the attempt), in one commit."""
+
+    def defer(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        """Count a failed attempt on a pending mail and when to try again."""
+
+    def outbox_counts(self) -> Mapping[OutboxState, int]:
+        """How many queued mails are in each state."""
 
 
 class Flag(Protocol):
@@ -79,13 +86,13 @@ class StopFlag(Protocol):
 
 
 # Called inside the transaction that marks the mail failed.
-FailureHook = Callable[[Tx, FailedDelivery, datetime], None]
+FailureHook = Callable[[DeskSession, FailedDelivery, datetime], None]
 
 
 class OutboxSender:
     def __init__(
         self,
-        store: Store,
+        store: OutboxStore,
         mailer: Mailer,
         sender: str,
         clock: Callable[[], datetime],
@@ -109,7 +116,7 @@ class OutboxSender:
         """
         total = 0
         while True:
-            due = self._due(self.clock())
+            due = self.store.due_outbox(self.clock(), BATCH)
             accepted, is_deferred = self._deliver(due)
             total += accepted
             if is_deferred or len(due) < BATCH:
@@ -134,7 +141,8 @@ class OutboxSender:
         finally:
             # One commit for the round: the intake keeps the write lock to itself.
             # A crash before it resends those mails, with the same Message-IDs.
-            self._mark_sent(accepted)
+            if accepted:
+                self.store.mark_sent(accepted, self.clock())
         return len(accepted), False
 
     def run(self, stop: StopFlag, idle_seconds: float = 5.0) -> None:
@@ -155,23 +163,6 @@ class OutboxSender:
             # with the same Message-ID.
             log.warning("outbox: database unavailable (%s); will retry", exc)
 
-    def _due(self, now: datetime) -> list[Due]:
-        # Core statements on the table, here and in _mark_sent: the ORM's
-        # entity loading and session synchronisation cost this loop more than
-        # the SMTP conversation did.
-        with self.store.reading() as session:
-            rows = session.execute(
-                select(_OUTBOX.c.id, _OUTBOX.c.message_id, _OUTBOX.c.recipients,
-                       _OUTBOX.c.data, _OUTBOX.c.attempts)
-                .where(_OUTBOX.c.state == "pending", _OUTBOX.c.next_attempt_at <= now)
-                .order_by(_OUTBOX.c.id)
-                .limit(BATCH)
-            )  # fmt: skip
-            return [
-                Due(row_id, message_id, tuple(recipients.split(",")), data, attempts)
-                for row_id, message_id, recipients, data, attempts in rows
-            ]
-
     def _defer(self, item: Due, error: str) -> None:
         delay = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts, 12)))
         delay *= random.uniform(0.5, 1.0)
@@ -181,62 +172,24 @@ class OutboxSender:
             error,
             int(delay.total_seconds()),
         )
-        with self.store.transaction(relaxed=True) as tx:  # lost: retried sooner
-            row = tx.session.get(OutboxRow, item.id)
-            if row is not None:
-                row.attempts += 1
-                row.last_error = error[:2000]
-                row.next_attempt_at = self.clock() + delay
+        self.store.defer(item.id, error, self.clock() + delay)
 
-    def _mark_sent(self, row_ids: list[int]) -> None:
-        """Mark the rows the relay accepted as sent, in one transaction.
-
-        Relaxed: a mark lost in a power cut sends the mail again, with the same
-        Message-ID, which is the at-least-once promise anyway.
-        """
-        if not row_ids:
-            return
-        with self.store.transaction(relaxed=True) as tx:
-            tx.session.execute(
-                update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_(row_ids), _OUTBOX.c.state == "pending")
-                .values(
-                    state="sent",
-                    sent_at=self.clock(),
-                    attempts=_OUTBOX.c.attempts + 1,
-                    last_error="",
-                )
-            )
-
-    def _fail(self, row_id: int, error: str) -> None:
+    def _fail(self, outbox_id: int, error: str) -> None:
         """Mark a mail failed for good and let the hook record it, in one commit."""
         with self.store.transaction() as tx:
-            row = tx.session.get(OutboxRow, row_id)
-            if row is None:
+            failed = tx.mark_failed(outbox_id, error)
+            if failed is None:
                 return
-            log.error("outbox: %s failed for good: %s", row.message_id, error)
-            row.state = "failed"
-            row.attempts += 1
-            row.last_error = error[:2000]
+            log.error("outbox: %s failed for good: %s", failed.message_id, error)
             if self.on_failed is not None:
-                failed = FailedDelivery(
-                    message_id=row.message_id,
-                    ticket_id=row.ticket_id,
-                    recipients=tuple(row.recipients.split(",")),
-                    subject=row.subject,
-                    audience=row.audience,
-                    error=error,
-                )
                 self.on_failed(tx, failed, self.clock())
         self.wakeup.set()  # a report may have been queued: send it soon
 
 
-def outbox_counts(store: Store) -> dict[str, int]:
-    """Count outbox rows by state, for `maild stats`."""
-    with store.reading() as session:
-        rows = session.execute(
-            select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
-        ).all()
-    counts = {"pending": 0, "failed": 0}
-    counts.update({state: int(n) for state, n in rows})
+def outbox_counts(store: OutboxStore) -> dict[str, int]:
+    """Count queued mails by state, for stats: OutboxState keys (str values),
+    pending and failed always there."""
+    counts: dict[str, int] = {OutboxState.PENDING: 0, OutboxState.FAILED: 0}
+    for state, count in store.outbox_counts().items():
+        counts[state] = count
     return counts

@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Protocol
 
-from maild.adapters.outgoing.mime import clean_header, valid_recipients
+from maild.adapters.outgoing.mime import clean_header
 from maild.config import SmtpSettings
+from maild.core.addresses import valid_recipients
 from maild.errors import DeliveryDeferred, DeliveryFailed
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ InboundMail or a MailRejected (never another exception), within the budget,
 with one-line values, and classification always says something.
 
 CI runs a short, derandomized run; `-m slow` runs the long one.
-tests/adapters/test_fuzz_handle.py takes the same mail through Service.handle.
+tests/adapters/test_fuzz_handle.py takes the same mail through HandleMail.handle.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from maild.core import notices
 from maild.core.limits import (
     REFUSAL_REASONS,
     AttachmentTooLarge,
@@ -440,8 +441,9 @@ def test_refused_mail_tells_its_sender_once_within_the_caps(reason: str) -> None
     assert notice.template == "rejected"
     assert notice.audience is Audience.SENDER
     assert notice.to == (MARIE,)
-    assert notice.note == reason
-    assert notice.text == "Imprimante"
+    assert notice.notice == notices.Rejected(
+        refused_subject="Imprimante", reason=reason
+    )
     assert notice.in_reply_to == "m1@example.com"
     assert notice.is_capped
     assert notice.ticket is None

@@ -1,0 +1,67 @@
+"""The outbox queue's statements: queue, pick the due, mark sent, deferred, failed.
+
+Core statements on the table, built once: the ORM's entity loading and
+session synchronisation cost the sender's loop more than the SMTP
+conversation did. The states are `OutboxState` values at this edge; the
+column keeps their strings.
+"""
+
+from __future__ import annotations
+
+from typing import Final, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+
+from maild.adapters.database.models import OutboxRow
+from maild.domain import OutboxState
+
+ERROR_CHARS: Final = 2000  # of an error kept on a row
+OUTBOX = cast(Table, OutboxRow.__table__)
+_C = OUTBOX.c
+_PENDING = OutboxState.PENDING.value
+
+ADD: Final = insert(OUTBOX)
+DUE: Final = (
+    select(_C.id, _C.message_id, _C.recipients, _C.data, _C.attempts)
+    .where(_C.state == _PENDING, _C.next_attempt_at <= bindparam("now"))
+    .order_by(_C.id)
+    .limit(bindparam("limit"))
+)
+MARK_SENT: Final = (
+    update(OUTBOX)
+    .where(_C.id.in_(bindparam("ids", expanding=True)), _C.state == _PENDING)
+    .values(
+        state=OutboxState.SENT.value,
+        sent_at=bindparam("now"),
+        attempts=_C.attempts + 1,
+        last_error="",
+    )
+)
+DEFER: Final = (
+    update(OUTBOX)
+    .where(_C.id == bindparam("outbox_id"))
+    .values(
+        attempts=_C.attempts + 1,
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("next_attempt_at"),
+    )
+)
+MARK_FAILED: Final = (
+    update(OUTBOX)
+    .where(_C.id == bindparam("outbox_id"))
+    .values(
+        state=OutboxState.FAILED.value,
+        attempts=_C.attempts + 1,
+        last_error=bindparam("error"),
+    )
+    .returning(_C.message_id, _C.ticket_id, _C.recipients, _C.subject, _C.audience)
+)
+BY_MESSAGE_IDS: Final = select(_C.id, _C.message_id).where(
+    _C.message_id.in_(bindparam("message_ids", expanding=True))
+)
+MARK_BOUNCED: Final = (
+    update(OUTBOX)
+    .where(_C.id == bindparam("outbox_id"))
+    .values(state=OutboxState.FAILED.value, last_error=bindparam("error"))
+)
+COUNTS: Final = select(_C.state, func.count()).group_by(_C.state)
