@@ -20,8 +20,8 @@ from maild.config import load_settings
 from maild.core.parse import content_hash
 from maild.domain import FINAL_STATES, MailDisposition, MailOrigin, MailState
 from maild.runtime import daemon
-from tests.support.daemon import write_config
 from tests.corpus.test_fuzz_mime import CI, LONG, hostile_mail
+from tests.support.daemon import write_config
 
 LIMITS = """
 [limits]

@@ -24,8 +24,8 @@ from maild.core.limits import REFUSAL_REASONS
 from maild.core.parse import ParseLimits
 from maild.domain import Audience, MailDisposition, MailOrigin, Notification
 from maild.errors import MailRejected, ParseTimeout, UnparseableMail
-from tests.support.desk import Desk
 from tests.corpus.test_hostile_parse import header_lines, many_parts, nested
+from tests.support.desk import Desk
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 NORMAL = (FIXTURES / "new_ticket_en_fields.eml").read_bytes()

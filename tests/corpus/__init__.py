@@ -1,1 +1,5 @@
-"""Real-world and hostile corpora, and the fuzzers: pure code run over many mails read from disk."""
+"""Real-world and hostile corpora, and the fuzzers.
+
+Pure code run over many mails read from disk: the shared corpus, the
+hostile fixtures, and generated hostile MIME.
+"""

@@ -35,11 +35,11 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.corpus.test_hostile_parse import header_lines, many_parts, nested
 from tests.support.daemon import ROOT, is_listening, write_config
 from tests.support.dovecot import HELPDESK, DovecotServer
 from tests.support.smtp_sink import ReceivedMail, SmtpSink
 from tests.support.waiting import wait_until
-from tests.corpus.test_hostile_parse import header_lines, many_parts, nested
 
 pytestmark = pytest.mark.integration
 
