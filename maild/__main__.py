@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 
 from maild.cli import main as cli_main
+from maild.runtime.logs import configure_logging
 
 
 def main() -> None:
-    """Configure logging once, then hand over to the command line."""
-    logging.basicConfig(
-        level=os.environ.get("MAILD_LOG_LEVEL", "INFO").upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # mail-parser warns about every MIME type it does not render; not ours to act on.
-    logging.getLogger("mailparser").setLevel(logging.ERROR)
-    sys.exit(cli_main())
+    """Run the command line; it configures logging here once its settings are read."""
+    sys.exit(cli_main(configure_logging=configure_logging))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 replay. I/O.
 
 Output meant for machines is JSON on stdout with `--json`; errors are one
-line on stderr and a non-zero exit status. The commands that only read or
+line on stderr and a non-zero exit status (README, "Exit statuses": 1 not
+found or refused, 2 usage or configuration). `mails list|show` say what
+became of each mail taken in. The commands that only read or
 change the database do not import the daemon's modules (IMAP, SMTP, parsing,
 templates): a supervisor's `tickets list` starts faster.
 """
@@ -11,30 +13,53 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+from zoneinfo import ZoneInfo
 
-from maild.adapters.database import report
+from maild.adapters.database import mail_report, report
 from maild.adapters.database.engine import upgrade
 from maild.adapters.database.staff import ROLES, add_staff, list_staff, remove_staff
 from maild.adapters.database.store import Store, open_store
-from maild.config import Settings, config_path, load_settings
+from maild.config import (
+    LOG_LEVEL_VAR,
+    LogLevel,
+    LogSettings,
+    Settings,
+    config_path,
+    load_settings,
+    with_log_level,
+)
 from maild.core.addresses import normalize_address
 from maild.domain import MailOrigin, TicketState
 from maild.errors import ConfigError, MaildError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the maild command line; return the exit status."""
+def main(
+    argv: Sequence[str] | None = None,
+    configure_logging: Callable[[LogSettings], None] | None = None,
+) -> int:
+    """Run the maild command line; return the exit status.
+
+    configure_logging is the entry point's (maild/__main__.py), called once the
+    log settings are known; without it, logging is left as it is.
+    """
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(config_path(args.config))
-        return int(args.func(settings, args))
+        settings = with_log_level(settings, args.log_level)
+        if configure_logging is not None:
+            configure_logging(settings.log)
+        return _command(lambda: int(args.func(settings, args)))
     except ConfigError as exc:
         print(f"maild: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -49,11 +74,18 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         help="configuration file (default: $MAILD_CONFIG, else ./maild.toml)",
     )
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=[level.value for level in LogLevel],
+        help=f"maild's log level (default: ${LOG_LEVEL_VAR}, else [log] level)",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the daemon").set_defaults(func=_run)
     commands.add_parser("check-config", help="validate the configuration").set_defaults(
         func=_check_config
     )
+    _templates_parser(commands)
     db = commands.add_parser("db", help="database schema").add_subparsers(
         required=True, metavar="ACTION"
     )
@@ -63,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     tickets = commands.add_parser(
         "tickets", help="list and show tickets"
     ).add_subparsers(required=True, metavar="ACTION")
-    listing = tickets.add_parser("list", help="list tickets")
+    listing = tickets.add_parser("list", help="list tickets, oldest first")
     listing.add_argument("--status", choices=[s.value for s in TicketState])
+    _ticket_filters(listing)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_tickets_list)
     show = tickets.add_parser("show", help="one ticket with its history")
@@ -75,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(func=_stats)
     _quarantine_parser(commands)
+    _mails_parser(commands)
     _staff_parser(commands)
     replay = commands.add_parser(
         "replay", help="handle a saved mail as if it had arrived"
@@ -168,6 +202,8 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
+    if not _templates_render(settings):
+        return EXIT_USAGE
     intakes = [
         name
         for name, on in (("smtp", settings.smtp_intake), ("imap", settings.imap))
@@ -185,6 +221,51 @@ def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _templates_parser(commands: Any) -> None:
+    templates = commands.add_parser(
+        "templates", help="the notification templates"
+    ).add_subparsers(required=True, metavar="ACTION")
+    export = templates.add_parser(
+        "export",
+        help="copy the shipped templates into DIR, to start [templates] dir from",
+    )
+    export.add_argument("dir", type=Path)
+    export.add_argument("--force", action="store_true", help="overwrite files there")
+    export.set_defaults(func=_templates_export)
+
+
+def _templates_render(settings: Settings) -> bool:
+    """Render every template with sample values; print each that fails."""
+    from maild.adapters.template_samples import check_templates, strays  # lazy
+    from maild.runtime.sender_wiring import make_renderer
+
+    failures = check_templates(lambda language: make_renderer(settings, language))
+    key = "templates.dir" if settings.templates_dir else "templates"
+    for failure in failures:
+        print(f"maild: configuration error: {key}: {failure}", file=sys.stderr)
+    if settings.templates_dir is not None:
+        for name in strays(settings.templates_dir):
+            print(f"maild: warning: {key}: {name} is no template", file=sys.stderr)
+        if not failures:
+            print(f"templates: {settings.templates_dir} first, then the shipped ones")
+    return not failures
+
+
+def _templates_export(_settings: Settings, args: argparse.Namespace) -> int:
+    from maild.adapters.templates import export_templates  # lazy: the docstring
+
+    try:
+        written = export_templates(args.dir, force=args.force)
+    except FileExistsError as exc:
+        print(f"maild: {exc}; nothing written (--force overwrites)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"maild: cannot write to {args.dir}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(written)} templates written to {args.dir}")
+    return 0
+
+
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     print("database schema is up to date")
@@ -193,8 +274,16 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _tickets_list(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings, migrate=True)
-    status = TicketState(args.status) if args.status else None
-    rows = report.list_tickets(store, status)
+    now = datetime.now(UTC)
+    query = report.TicketQuery(
+        status=TicketState(args.status) if args.status else None,
+        owner=args.owner,
+        requester=args.requester,
+        since=_since(args.since, settings, now),
+        breached_by=now if args.breached else None,
+        search=args.search,
+    )
+    rows = report.list_tickets(store, query)
     if args.json:
         _print_json(rows)
     else:
@@ -211,29 +300,217 @@ def _tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(ticket)
         return 0
-    for key in (
-        "number",
-        "type",
-        "status",
-        "subject",
-        "urgency",
-        "owner",
-        "created_at",
-        "callback_due_at",
-    ):
-        print(f"{key:16} {ticket[key] if ticket[key] is not None else '-'}")
-    print(f"{'requester':16} {ticket['requester']['address']}")
-    print(f"{'beneficiary':16} {ticket['beneficiary']['address']}")
+    zone = ZoneInfo(settings.sla.timezone)
+    _print_fields(ticket, zone, skip=("description", "events"))
     print()
-    print(ticket["description"])
-    print()
-    _print_table(ticket["events"], ("at", "kind", "actor", "text"))
+    print(_printable(ticket["description"], keep="\n\t"))
+    for event in ticket["events"]:
+        internal = "  (internal)" if event["internal"] else ""
+        message_id = f"  <{event['message_id']}>" if event["message_id"] else ""
+        print()
+        print(
+            f"{_local(event['at'], zone)}  {event['kind']}  "
+            f"{_printable(event['actor'])}{internal}{_printable(message_id)}"
+        )
+        for line in _printable(event["text"], keep="\n\t").splitlines():
+            print(f"    {line}")
     return 0
 
 
 def _stats(settings: Settings, _args: argparse.Namespace) -> int:
     _print_json(report.stats(open_store(settings, migrate=True)))
     return 0
+
+
+def _ticket_filters(listing: argparse.ArgumentParser) -> None:
+    listing.add_argument("--owner", metavar="ADDRESS", help="claimed by ADDRESS")
+    listing.add_argument("--requester", metavar="ADDRESS", help="opened by ADDRESS")
+    listing.add_argument(
+        "--since", type=_moment, metavar="WHEN", help=f"opened since WHEN ({_WHEN})"
+    )
+    listing.add_argument(
+        "--breached",
+        action="store_true",
+        help="only those whose call-back deadline was missed",
+    )
+    listing.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="TEXT in the subject or the description (case ignored)",
+    )
+
+
+def _mails_parser(commands: Any) -> None:
+    mails = commands.add_parser(
+        "mails", help="every mail received and what became of it"
+    ).add_subparsers(required=True, metavar="ACTION")
+    listing = mails.add_parser(
+        "list",
+        help="the mails received, oldest first, with their outcome and reason",
+    )
+    listing.add_argument("--outcome", choices=[f.value for f in mail_report.FATES])
+    listing.add_argument(
+        "--since", type=_moment, metavar="WHEN", help=f"received since WHEN ({_WHEN})"
+    )
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_mails_list)
+    show = mails.add_parser(
+        "show", help="one mail: its record, where its bytes are, its ticket"
+    )
+    show.add_argument("id", type=int, help="the id shown by `mails list`")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_mails_show)
+
+
+def _mails_list(settings: Settings, args: argparse.Namespace) -> int:
+    store = open_store(settings, migrate=True)
+    fate = next((f for f in mail_report.FATES if f.value == args.outcome), None)
+    since = _since(args.since, settings, datetime.now(UTC))
+    rows = mail_report.list_mails(store, fate, since)
+    if args.json:
+        _print_json(rows)
+        return 0
+    zone = ZoneInfo(settings.sla.timezone)
+    _print_table(
+        [{**row, "received": _local(row["received_at"], zone)} for row in rows],
+        ("id", "received", "outcome", "ticket", "sender", "subject", "reason"),
+    )
+    return 0
+
+
+def _mails_show(settings: Settings, args: argparse.Namespace) -> int:
+    mail = mail_report.show_mail(open_store(settings, migrate=True), args.id)
+    if mail is None:
+        print(f"maild: no mail {args.id}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(mail)
+    else:
+        _print_fields(mail, ZoneInfo(settings.sla.timezone))
+    return 0
+
+
+_WHEN: Final = "a date, a date and time, or a duration back from now: 30m, 12h, 7d"
+_DURATION: Final = re.compile(r"(\d+)\s*([mhdw])")
+_UNITS: Final = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _moment(text: str) -> datetime | timedelta:
+    """A --since value: a time (naive when it names no offset) or a duration."""
+    duration = _DURATION.fullmatch(text.strip().lower())
+    if duration is not None:
+        return timedelta(**{_UNITS[duration.group(2)]: int(duration.group(1))})
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a date (2026-11-30, 2026-11-30T14:00) "
+            "nor a duration (30m, 12h, 7d)"
+        ) from None
+
+
+def _since(
+    moment: datetime | timedelta | None, settings: Settings, now: datetime
+) -> datetime | None:
+    """The moment a --since value names; a time without offset is the desk's."""
+    if moment is None:
+        return None
+    if isinstance(moment, timedelta):
+        return now - moment
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=ZoneInfo(settings.sla.timezone))
+    return moment
+
+
+def _command(run: Callable[[], int]) -> int:
+    """Run a command; a reader that stops reading (`| head`) ends it quietly.
+
+    Its output is flushed here, so that a reader gone shows now and not at
+    exit; then stdout points at /dev/null, or Python's own flush at exit
+    would print a traceback. What the reader wanted it has: status 0.
+    """
+    try:
+        status = run()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("maild: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return status
+
+
+def _print_fields(
+    record: dict[str, Any], zone: ZoneInfo, skip: Sequence[str] = ()
+) -> None:
+    """Every field of a record, one a line (a list's items under each other)."""
+    width = max(len(key) for key in record)
+    for key, value in record.items():
+        if key in skip:
+            continue
+        first, *more = _human(key, value, zone) or ["-"]
+        print(f"{key:{width}}  {first}")
+        for line in more:
+            print(f"{'':{width}}  {line}")
+
+
+def _human(key: str, value: Any, zone: ZoneInfo) -> list[str]:
+    """A JSON value of the command line's, as lines for a person to read."""
+    if value is None:
+        return ["-"]
+    if isinstance(value, bool):
+        return ["yes" if value else "no"]
+    if isinstance(value, list):
+        return [line for item in value for line in _human(key, item, zone)]
+    if isinstance(value, dict):
+        return [_human_object(value, zone)]
+    if key.endswith("_at"):  # SPEC: times are ISO 8601 with offset
+        return [_local(value, zone)]
+    return _printable(str(value), keep="\n\t").splitlines() or [""]
+
+
+def _human_object(value: dict[str, Any], zone: ZoneInfo) -> str:
+    """A person, a rating, an attachment or an event, on one line."""
+    if "address" in value:  # a person
+        name, address = value.get("name"), value["address"]
+        text = f"{name} <{address}>" if name else str(address)
+    elif "score" in value:  # a rating
+        text = f"{value['score']}/5 {value['comment']}".strip()
+    elif "filename" in value:  # an attachment
+        inline = ", inline" if value.get("inline") else ""
+        text = (
+            f"{value['filename']} ({value['content_type']}, {value['size']} bytes"
+            f"{inline}) sha256 {value['sha256']}"
+        )
+    elif "kind" in value:  # an event of the mail's ticket
+        text = f"{_local(value['at'], zone)}  {value['kind']}  {value['text']}"
+    else:
+        text = ", ".join(f"{k}: {v}" for k, v in value.items())
+    return _cell(text)
+
+
+def _local(moment: str | None, zone: ZoneInfo) -> str:
+    """An ISO time of the JSON output, in the desk's time zone, to the minute."""
+    if moment is None:
+        return "-"
+    return datetime.fromisoformat(moment).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+# What a mail's sender may put in a header to drive the reader's terminal:
+# control characters (escape sequences) and the bidirectional overrides.
+_BIDI: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _printable(text: str, keep: str = "") -> str:
+    """Text with its control characters shown as escapes, except those in keep."""
+    return "".join(
+        c
+        if c in keep or not (unicodedata.category(c) == "Cc" or c in _BIDI)
+        else ascii(c)[1:-1]
+        for c in text
+    )
 
 
 def _quarantine_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -298,15 +575,19 @@ def _print_json(value: Any) -> None:
 
 
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Columns of at most 60 characters, but the last: nothing follows it (a
+    reason, a subject), so it is written whole."""
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    widths = [min(w, 60) for w in widths]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    widths = [min(w, 60) for w in widths[:-1]] + widths[-1:]
+    header = "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    print(header.rstrip())
     for row in cells:
-        print("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+        line = "  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True))
+        print(line.rstrip())
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    return " ".join(str(value).split())
+    return _printable(" ".join(str(value).split()))

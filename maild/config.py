@@ -11,8 +11,9 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +24,7 @@ from maild.domain import SlaPolicy, Urgency
 from maild.errors import ConfigError
 
 ENV_VAR = "MAILD_CONFIG"
+LOG_LEVEL_VAR = "MAILD_LOG_LEVEL"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -38,6 +40,7 @@ class HelpdeskSettings:
     pool_address: str
     technicians: tuple[str, ...]
     supervisors: tuple[str, ...]
+    name: str = ""  # how notifications name the desk; "": the templates' words
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,25 @@ class Retention:
     rate_days_after_close: int = 30  # RATE still accepted this long after closure
 
 
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"  # one object a line, for journald and Loki
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: LogLevel = LogLevel.INFO  # maild's own lines
+    format: LogFormat = LogFormat.TEXT
+    libraries: LogLevel = LogLevel.WARNING  # every other library's
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     path: Path
@@ -104,6 +126,8 @@ class Settings:
     trusted_authserv_ids: tuple[str, ...]
     retention: Retention
     from_address: str  # From of everything maild sends
+    templates_dir: Path | None = None  # [templates] dir: the operator's templates
+    log: LogSettings = LogSettings()  # [log]; the level as with_log_level resolves it
 
 
 def config_path(cli_value: str | None) -> Path:
@@ -111,6 +135,19 @@ def config_path(cli_value: str | None) -> Path:
     if cli_value:
         return Path(cli_value)
     return Path(os.environ.get(ENV_VAR) or "maild.toml")
+
+
+def with_log_level(settings: Settings, cli_value: str | None) -> Settings:
+    """Settings whose log level is --log-level, else MAILD_LOG_LEVEL, else [log]'s."""
+    env = os.environ.get(LOG_LEVEL_VAR)
+    if cli_value:
+        value, given = cli_value, f"--log-level {cli_value!r}"
+    elif env:
+        value, given = env, f"{LOG_LEVEL_VAR}={env!r}"
+    else:
+        return settings
+    level = _log_level(value, "log.level", given)
+    return replace(settings, log=replace(settings.log, level=level))
 
 
 def load_settings(path: Path) -> Settings:
@@ -142,6 +179,8 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
             "limits",
             "security",
             "retention",
+            "templates",
+            "log",
         },
     )
     helpdesk = _helpdesk(_table(raw, "helpdesk", required=True))
@@ -169,6 +208,8 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
         trusted_authserv_ids=_authserv_ids(security),
         retention=_retention(_table(raw, "retention")),
         from_address=smtp.from_address if smtp else helpdesk.incident_address,
+        templates_dir=_templates_dir(_table(raw, "templates"), base),
+        log=_log(_table(raw, "log")),
     )
 
 
@@ -185,6 +226,7 @@ def _helpdesk(t: Mapping[str, Any]) -> HelpdeskSettings:
             "pool_address",
             "technicians",
             "supervisors",
+            "name",
         },
     )
     tag = _str(t, "helpdesk.tag", "HD")
@@ -212,7 +254,26 @@ def _helpdesk(t: Mapping[str, Any]) -> HelpdeskSettings:
             _addr(a, "helpdesk.supervisors")
             for a in _strs(t, "helpdesk.supervisors", ())
         ),
+        name=_desk_name(t),
     )
+
+
+def _desk_name(t: Mapping[str, Any]) -> str:
+    """The desk's name: signature and From display name; one printable line."""
+    name = _str(t, "helpdesk.name", "").strip()
+    if not name.isprintable() or len(name) > 100:
+        raise ConfigError(
+            "helpdesk.name", "one line of at most 100 printable characters"
+        )
+    return name
+
+
+def _templates_dir(t: Mapping[str, Any], base: Path) -> Path | None:
+    """The operator's template folder; checked where templates are loaded, so
+    that `maild templates export` can create it."""
+    _only(t, "templates", {"dir"})
+    folder = _str(t, "templates.dir", "")
+    return base / folder if folder else None
 
 
 def _imap(t: Mapping[str, Any], base: Path) -> ImapSettings:
@@ -350,6 +411,31 @@ def _retention(t: Mapping[str, Any]) -> Retention:
     return Retention(
         rate_days_after_close=_int(t, "retention.rate_days_after_close", 30, 0, 36500),
     )
+
+
+def _log(t: Mapping[str, Any]) -> LogSettings:
+    _only(t, "log", {"level", "format", "libraries"})
+    text = _str(t, "log.format", LogFormat.TEXT)
+    try:
+        form = LogFormat(text)
+    except ValueError:
+        raise ConfigError("log.format", f"{text!r} is not text or json") from None
+    return LogSettings(
+        level=_log_level(_str(t, "log.level", LogLevel.INFO), "log.level"),
+        format=form,
+        libraries=_log_level(
+            _str(t, "log.libraries", LogLevel.WARNING), "log.libraries"
+        ),
+    )
+
+
+def _log_level(value: str, name: str, given: str = "") -> LogLevel:
+    try:
+        return LogLevel(value.strip().lower())
+    except ValueError:
+        raise ConfigError(
+            name, f"{given or repr(value)} is not debug, info, warning or error"
+        ) from None
 
 
 def _authserv_ids(t: Mapping[str, Any]) -> tuple[str, ...]:

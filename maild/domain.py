@@ -155,6 +155,15 @@ class MailDisposition(StrEnum):
     QUARANTINED = "quarantined"
 
 
+class MailOutcome(StrEnum):
+    """What a mail came to, as its log line (and `maild mails`) names it."""
+
+    TICKET = "ticket"  # a new ticket
+    REPLY = "reply"  # applied to its ticket, or a HELP/LIST answered
+    IGNORED = "ignored"  # a robot's mail, recorded and never answered
+    QUARANTINED = "quarantined"
+
+
 class IgnoreReason(StrEnum):
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"

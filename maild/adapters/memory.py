@@ -49,6 +49,7 @@ Place = tuple[str, int | None, int | None]  # source, UIDVALIDITY, UID
 
 _DIGEST_COUNTER = "digest"  # shares the counters, as in the database
 _ERROR_CHARS = 2000  # of an error kept on a queued mail, as in the database
+_SUBJECT_CHARS = 998  # of a subject kept on a mail's record, as in the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class KeptMail:
     handled_at: datetime | None = None
     message_id: str = ""
     sender: str = ""
+    subject: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +288,7 @@ class MemorySession:
                 kept,
                 message_id=mail.message_id[:998],
                 sender=mail.sender.address[:320],
+                subject=mail.subject[:_SUBJECT_CHARS],
             )
         self._t.put(self._t.mails, mail_id, kept)
 
@@ -533,7 +536,15 @@ class MemoryStore:
             queued = [self._t.outbox[i] for i in sorted(self._t.pending)]
         due = [q for q in queued if q.next_attempt_at <= now][:limit]
         return [
-            Due(q.id, q.mail.message_id, q.mail.to, q.data, q.attempts) for q in due
+            Due(
+                q.id,
+                q.mail.message_id,
+                q.mail.to,
+                q.data,
+                q.attempts,
+                q.mail.ticket_number or None,
+            )
+            for q in due
         ]
 
     def mark_sent(self, outbox_ids: Sequence[int], now: datetime) -> None:

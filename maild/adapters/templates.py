@@ -1,6 +1,10 @@
 """Notify step: render a Notification into subject, text and HTML. Reads template files.
 
 Templates live in `<template_dir>/<language>/<template>.<audience>.{txt,html}.j2`.
+The shipped ones are package data (`maild/templates` in an installed wheel,
+the top-level `templates/` of a checkout: `shipped_template_dir`); an
+operator's folder (`[templates] dir`) is searched first, so a file there
+replaces the shipped one of the same name and language, partials included.
 The text template sets the subject with `{% set subject %}…{% endset %}`; the
 renderer prefixes it with `[TAG NUMBER]` when there is a ticket, removes every
 line break from it and caps its length. HTML templates are autoescaped: no
@@ -15,16 +19,20 @@ Filters available to templates:
 Variables: the fields of the notification's notice (core/notices.py), under
 their own names, and `ticket` (the notice's, or None when it names none);
 then what the renderer knows itself: `tag`, `ticket_tag` ("[TAG NUMBER]", or
-""), `helpdesk` (HelpdeskAddresses) and `attachments` (the names of the files
-the mail carries); HTML also `mail_subject`.
+""), `helpdesk` (HelpdeskAddresses: its addresses and `name`, "" unless the
+configuration names the desk: templates sign `helpdesk.name or "IT Helpdesk"`)
+and `attachments` (the names of the files the mail carries); HTML also
+`mail_subject`.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -40,7 +48,16 @@ from maild.domain import (
     Urgency,
 )
 
-TEMPLATE_DIR: Final = Path(__file__).resolve().parents[2] / "templates"
+
+def shipped_template_dir() -> Path:
+    """Find the templates maild ships: package data, else the checkout's folder."""
+    packaged = resources.files("maild") / "templates"  # where the wheel puts them
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+TEMPLATE_DIR: Final = shipped_template_dir()
 LANGUAGES: Final = ("fr", "en")
 SUBJECT_MAX: Final = 200
 # What the renderer gives every template besides the notice's fields: no
@@ -130,6 +147,7 @@ class HelpdeskAddresses:
     request_address: str
     pool_address: str
     timezone: str = "Europe/Paris"  # times are shown in this zone
+    name: str = ""  # [helpdesk] name; "": the templates' own words
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +158,18 @@ class RenderedMail:
 
 
 class TemplateRenderer:
-    """Render notifications with the templates of one language."""
+    """Render notifications with the templates of one language.
+
+    override_dir: an operator's folder, searched before template_dir.
+    """
 
     def __init__(
-        self, template_dir: Path, language: str, tag: str, helpdesk: HelpdeskAddresses
+        self,
+        template_dir: Path,
+        language: str,
+        tag: str,
+        helpdesk: HelpdeskAddresses,
+        override_dir: Path | None = None,
     ) -> None:
         if language not in LANGUAGES:
             raise ValueError(f"no templates for language {language!r}")
@@ -151,8 +177,13 @@ class TemplateRenderer:
         self._tag = tag
         self._helpdesk = helpdesk
         self._zone = ZoneInfo(helpdesk.timezone)
+        shipped = jinja2.FileSystemLoader(template_dir / language)
+        loader: jinja2.BaseLoader = shipped
+        if override_dir is not None:
+            operator = jinja2.FileSystemLoader(override_dir / language)
+            loader = jinja2.ChoiceLoader([operator, shipped])
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(template_dir / language),
+            loader=loader,
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html.j2",), default_for_string=False
             ),
@@ -209,6 +240,24 @@ class TemplateRenderer:
             "helpdesk": self._helpdesk,
             "attachments": attachment_names(notification.attachments),
         }
+
+
+def export_templates(target: Path, *, force: bool = False) -> list[Path]:
+    """Copy the shipped templates into target/<language>/; return the files written.
+
+    FileExistsError, before anything is written, if one is there and not force.
+    """
+    sources = sorted(shipped_template_dir().glob("*/*.j2"))
+    pairs = [(path, target / path.parent.name / path.name) for path in sources]
+    existing = [copy for _, copy in pairs if copy.exists()]
+    if existing and not force:
+        raise FileExistsError(
+            f"{len(existing)} files exist already, e.g. {existing[0]}"
+        )
+    for source, copy in pairs:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, copy)
+    return [copy for _, copy in pairs]
 
 
 def tagged_subject(tag: str, number: str, text: str) -> str:

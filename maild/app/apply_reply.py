@@ -146,9 +146,12 @@ class ApplyReply:
                 tx, answer, None if is_stranger else reply.ticket, now
             )
         done = sum(r.is_done for r in results)
+        unverified = (
+            "" if identity.is_verified or not results else " (sender not verified)"
+        )
         return (
             f"reply on {ticket.number}: {done} command(s) done, "
-            f"{len(results) - done} refused"
+            f"{len(results) - done} refused{unverified}"
         )
 
     def _works_closed(
@@ -196,11 +199,13 @@ class ApplyReply:
         )
         if not identity.is_verified:
             log.warning(
-                "ticket=%s msgid=%s sender %s not verified: %s",
-                ticket.number,
-                mail.message_id,
-                mail.sender.address,
-                identity.detail,
+                "sender not verified",
+                extra={
+                    "ticket": ticket.number,
+                    "sender": mail.sender.address,
+                    "msgid": mail.message_id,
+                    "reason": identity.detail,
+                },
             )
         return identity
 
@@ -268,10 +273,13 @@ class ApplyReply:
         )
         self.outbound.queue_all(reply.tx, applied, reply.ticket, reply.now)
         log.info(
-            "ticket=%s %s by %s",
-            reply.ticket.number,
-            decision.event,
-            reply.actor.address,
+            "command applied",
+            extra={
+                "mail": reply.mail_id,
+                "ticket": reply.ticket.number,
+                "event": decision.event.value,
+                "sender": reply.actor.address,
+            },
         )
 
     def _comment(self, reply: _Reply, text: str, *, is_verified: bool) -> None:

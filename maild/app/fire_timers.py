@@ -77,5 +77,7 @@ class FireTimers:
             supervisors = members(self.settings, tx.staff(), Role.SUPERVISOR)
             fired = notify.TimerFired(timer, view, supervisors)
             self.outbound.queue_all(tx, fired, firing.ticket, now)
-            log.info("ticket=%s %s", ticket.number, timer)
+            log.info(
+                "timer fired", extra={"ticket": ticket.number, "timer": timer.value}
+            )
             return 1

@@ -19,7 +19,7 @@ from typing import assert_never
 from maild.app.answer_command_mail import AnswerCommandMail
 from maild.app.apply_reply import ApplyReply
 from maild.app.fire_timers import FireTimers
-from maild.app.open_ticket import OpenTicket
+from maild.app.open_ticket import Held, OpenTicket
 from maild.app.ports import (
     Clock,
     DeskStore,
@@ -52,6 +52,7 @@ from maild.domain import (
     InboundMail,
     MailDisposition,
     MailOrigin,
+    MailOutcome,
     MailRecord,
     MailState,
 )
@@ -123,7 +124,9 @@ class HandleMail:
         try:
             return self._handle_registered(raw, origin, record, parsed, now)
         except MailAlreadyFinished as exc:  # the same bytes, handled meanwhile
-            log.info("mail %s handled meanwhile (%s)", record.id, exc.state)
+            log.info(
+                "mail handled meanwhile", extra={"mail": record.id, "state": exc.state}
+            )
             return _disposition(exc.state)
         except TransientError:
             self._give_back(record.id)
@@ -141,8 +144,9 @@ class HandleMail:
         record = self.store.register_mail(origin, content_hash(raw), raw, now)
         if record.state in FINAL_STATES:
             return _disposition(record.state)
+        head = head_of(raw, origin.envelope_sender, origin.envelope_recipients)
         try:
-            return self._quarantine(record, reason, now)
+            return self._quarantine(record, reason, now, head)
         except MailAlreadyFinished as exc:
             return _disposition(exc.state)
 
@@ -181,16 +185,25 @@ class HandleMail:
         now: datetime,
     ) -> MailDisposition:
         if record.state in FINAL_STATES:
-            log.info("mail %s already handled (%s)", record.id, record.state)
+            log.info(
+                "mail already handled", extra={"mail": record.id, "state": record.state}
+            )
             return _disposition(record.state)
+        # A mail refused or given up on is recorded with what its head says
+        # (sender, subject, Message-ID), read within bounds: `maild mails list`.
+        head = (
+            parsed
+            if isinstance(parsed, InboundMail)
+            else head_of(raw, origin.envelope_sender, origin.envelope_recipients)
+        )
         if record.attempts > self.settings.limits.handling_attempts:
             return self._quarantine(
-                record, f"handling failed {record.attempts - 1} times", now
+                record, f"handling failed {record.attempts - 1} times", now, head
             )
         if isinstance(parsed, MailRejected):
             reason = f"{parsed.reason}: {parsed}"
             return self._quarantine(
-                record, reason, now, notice=self._refusal(raw, origin, parsed)
+                record, reason, now, head, self._refusal(head, parsed)
             )
         return self._apply(record, parsed, now)
 
@@ -198,18 +211,20 @@ class HandleMail:
         self, record: MailRecord, mail: InboundMail, now: datetime
     ) -> MailDisposition:
         outcome = classify(mail, self.policy, self.store)
-        log.info(
-            "mail %s msgid=%s classified as %s",
-            record.id,
-            mail.message_id,
-            type(outcome).__name__,
+        log.debug(
+            "mail classified",
+            extra={"mail": record.id, "kind": type(outcome).__name__},
         )
         match outcome:
             case NewTicket():
                 with self.store.transaction() as tx:
-                    ticket = self.open_ticket.open(tx, record, mail, outcome, now)
-                if ticket is None:
+                    opened = self.open_ticket.open(tx, record, mail, outcome, now)
+                if isinstance(opened, Held):
+                    _log_outcome(
+                        record, MailOutcome.QUARANTINED, mail, reason=opened.reason
+                    )
                     return MailDisposition.QUARANTINED
+                _log_outcome(record, MailOutcome.TICKET, mail, ticket=opened.number)
                 return MailDisposition.DONE
             case Reply():
                 return self._reply(record, mail, outcome, now)
@@ -217,6 +232,7 @@ class HandleMail:
                 with self.store.transaction() as tx:
                     summary = self.answer_command.answer(tx, mail, outcome, now)
                     tx.finish_mail(record.id, MailState.DONE, summary, None, now, mail)
+                _log_outcome(record, MailOutcome.REPLY, mail)
                 return MailDisposition.DONE
             case Ignored():
                 return self._ignore(record, mail, outcome, now)
@@ -235,20 +251,19 @@ class HandleMail:
         mail: InboundMail | None = None,
         notice: notify.MailRefused | None = None,
     ) -> MailDisposition:
-        log.warning("mail %s quarantined: %s", record.id, reason)
         with self.store.transaction() as tx:
             tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now, mail)
             if notice is not None:
                 self.outbound.queue_all(tx, notice, None, now)
+        _log_outcome(record, MailOutcome.QUARANTINED, mail, reason=reason)
         return MailDisposition.QUARANTINED
 
     def _refusal(
-        self, raw: bytes, origin: MailOrigin, exc: MailRejected
+        self, head: InboundMail, exc: MailRejected
     ) -> notify.MailRefused | None:
         """Tell a refused mail's sender why, unless a machine or an outsider sent it."""
         if exc.reason not in REFUSAL_REASONS:
             return None  # a loop, say: never answered
-        head = head_of(raw, origin.envelope_sender, origin.envelope_recipients)
         sender = head.sender.address
         kind = classify(head, self.policy, self.store)
         if isinstance(kind, Ignored | Outsider) or not is_accepted(
@@ -263,6 +278,9 @@ class HandleMail:
         """Record a robot's mail on the ticket it concerns; never answer it."""
         reason = f"{outcome.reason}: {outcome.detail}"
         with self.store.transaction() as tx:
+            if outcome.bounce is not None:  # the notification it reports failed
+                reported = self.outbound.mark_bounced(tx, outcome.bounce)
+                reason += _notification(reported, outcome.bounce.message_ids)
             ticket = (
                 tx.ticket_by_number(outcome.ticket_number)
                 if outcome.ticket_number
@@ -285,8 +303,6 @@ class HandleMail:
                         mail_id=record.id,
                     ),
                 )
-            if outcome.bounce is not None:  # the notification it reports failed
-                self.outbound.mark_bounced(tx, outcome.bounce)
             tx.finish_mail(
                 record.id,
                 MailState.IGNORED,
@@ -295,6 +311,8 @@ class HandleMail:
                 now,
                 mail,
             )
+        number = ticket.number if ticket else None
+        _log_outcome(record, MailOutcome.IGNORED, mail, ticket=number, reason=reason)
         return MailDisposition.DONE
 
     def _reply(
@@ -306,10 +324,45 @@ class HandleMail:
                 raise LookupError(outcome.ticket_number)
             summary = self.apply_reply.apply(tx, ticket, mail, record.id, now)
             tx.finish_mail(record.id, MailState.DONE, summary, ticket.id, now, mail)
-        log.info(
-            "ticket=%s msgid=%s %s", outcome.ticket_number, mail.message_id, summary
-        )
+        _log_outcome(record, MailOutcome.REPLY, mail, ticket=ticket.number)
         return MailDisposition.DONE
+
+
+def _log_outcome(
+    record: MailRecord,
+    outcome: MailOutcome,
+    mail: InboundMail | None,
+    *,
+    ticket: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Log the one line a mail gets: what it came to, once that is committed.
+
+    Sender and Message-ID are what the mail (or its head) says; never its text.
+    """
+    log.log(
+        logging.WARNING if outcome is MailOutcome.QUARANTINED else logging.INFO,
+        "mail handled",
+        extra={
+            "mail": record.id,
+            "outcome": outcome.value,
+            "ticket": ticket,
+            "sender": mail.sender.address if mail is not None else None,
+            "msgid": mail.message_id if mail is not None else None,
+            "reason": reason,
+        },
+    )
+
+
+def _notification(marked: str | None, named: tuple[str, ...]) -> str:
+    """Which mail of ours a bounce reports, for its record: the one it marked
+    failed, else the likeliest it names (delayed, or sent before the outbox
+    kept it)."""
+    if marked is not None:
+        return f" (notification <{marked}> marked failed)"
+    if named:
+        return f" (about <{named[0]}>)"
+    return ""
 
 
 def _disposition(state: MailState) -> MailDisposition:

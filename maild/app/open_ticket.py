@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from maild.app.ports import DeskSession, NewEvent
@@ -45,6 +46,13 @@ log = logging.getLogger(__name__)
 HELD_TEMPLATE = "new_ticket_held"
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A new ticket its sender's cap held back: the mail is quarantined, why."""
+
+    reason: str
+
+
 class OpenTicket:
     """Opens a ticket in the caller's transaction."""
 
@@ -71,10 +79,11 @@ class OpenTicket:
         mail: InboundMail,
         new: NewTicket,
         now: datetime,
-    ) -> Ticket | None:
-        """Open the ticket; return it, or None when the sender's cap held it back."""
-        if self._is_over_cap(tx, record, mail, now):
-            return None
+    ) -> Ticket | Held:
+        """Open the ticket; return it, or why the sender's cap held it back."""
+        held = self._held_back(tx, record, mail, now)
+        if held is not None:
+            return held
         fields = extract_fields(mail.text)
         beneficiary, note = self._beneficiary(mail.sender, fields.beneficiary)
         ticket = tx.add_ticket(
@@ -100,7 +109,6 @@ class OpenTicket:
         tx.finish_mail(
             record.id, MailState.DONE, f"ticket {ticket.number}", ticket.id, now, mail
         )
-        log.info("ticket=%s opened msgid=%s", ticket.number, mail.message_id)
         return ticket
 
     def _ticket(
@@ -166,9 +174,9 @@ class OpenTicket:
                 seen.setdefault(person.address, person)
         return tuple(seen.values())
 
-    def _is_over_cap(
+    def _held_back(
         self, tx: DeskSession, record: MailRecord, mail: InboundMail, now: datetime
-    ) -> bool:
+    ) -> Held | None:
         """Hold a new ticket back when its sender opened too many this hour.
 
         Staff are exempt. The mail is quarantined with its reason (an admin
@@ -177,13 +185,12 @@ class OpenTicket:
         sender = mail.sender.address
         cap = self.settings.limits.new_tickets_per_hour
         if staff_role(sender, self.settings, tx.staff()) is not None:
-            return False
+            return None
         hour_ago = now - timedelta(hours=1)
         opened = tx.tickets_opened_since(sender, hour_ago)
         if opened < cap:
-            return False
+            return None
         reason = f"new_tickets_per_hour: {opened} tickets opened by {sender} this hour"
-        log.warning("mail %s quarantined: %s", record.id, reason)
         tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now, mail)
         if not tx.was_answered_since(sender, HELD_TEMPLATE, hour_ago):
             # Recorded as an answer, so that it goes once an hour; not capped,
@@ -193,4 +200,4 @@ class OpenTicket:
             )
             held = notify.NewTicketHeld(sender, mail.subject, opened, mail.message_id)
             self.outbound.queue_all(tx, held, None, now)
-        return True
+        return Held(reason)

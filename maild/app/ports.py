@@ -212,4 +212,6 @@ class Renderer(Protocol):
 
 
 class MessageBuilder(Protocol):
-    def __call__(self, mail: OutboundMail, from_address: str) -> bytes: ...
+    def __call__(
+        self, mail: OutboundMail, from_address: str, from_name: str = ""
+    ) -> bytes: ...

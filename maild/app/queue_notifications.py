@@ -88,7 +88,9 @@ class Outbound:
             is_capped=notification.is_capped,
             attachments=notification.attachments,
         )
-        data = self.build_message(outbound, self.settings.from_address)
+        data = self.build_message(
+            outbound, self.settings.from_address, self.settings.helpdesk.name
+        )
         tx.enqueue(outbound, data, ticket.id if ticket is not None else None, now)
         if ticket is not None:
             text = f"{notification.template} to {', '.join(to)}"

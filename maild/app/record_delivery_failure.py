@@ -59,10 +59,12 @@ class RecordDeliveryFailure:
             supervisors=members(self.settings, tx.staff(), Role.SUPERVISOR),
         )
         self.outbound.queue_all(tx, outcome, ticket, now)
-        log.info(
-            "ticket=%s msgid=%s delivery failure recorded",
-            ticket.number if ticket is not None else "-",
-            failed.message_id,
+        log.debug(  # the outbox sender logs the failure itself, at WARNING
+            "delivery failure recorded",
+            extra={
+                "ticket": ticket.number if ticket is not None else None,
+                "msgid": failed.message_id,
+            },
         )
 
 

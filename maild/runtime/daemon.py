@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from types import FrameType
 
 from maild.adapters.database.engine import Checkpointer, is_sqlite
@@ -27,12 +28,14 @@ from maild.adapters.intake.smtp import SmtpIntake
 from maild.adapters.outgoing.mime import build_message
 from maild.adapters.outgoing.outbox import OutboxSender
 from maild.adapters.scheduler import SlaTicker
+from maild.adapters.template_samples import check_templates
 from maild.app.handle_mail import HandleMail
 from maild.app.ports import Clock
 from maild.config import Settings
 from maild.core.parse import ParseLimits
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import ConfigError, TransientError
+from maild.runtime.logs import configure_logging
 from maild.runtime.sender import SendingProcess
 from maild.runtime.sender_wiring import make_renderer, outbox_sender, system_clock
 
@@ -78,6 +81,7 @@ def build(
         ),
         parse_seconds=limits.parse_seconds,
         workers=parse_workers,
+        log_setup=partial(configure_logging, settings.log),  # each worker's
     )
     try:
         store = open_store(settings, migrate=migrate, checkpoints=checkpoints)
@@ -122,6 +126,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     clock: an injected clock is for build(), whose parts tests drive.
     """
     stop = stop or threading.Event()
+    _check_operator_templates(settings)
     if not settings.trusted_authserv_ids:
         log.warning(
             "security.trusted_authserv_ids is empty: commands are trusted on the "
@@ -183,6 +188,16 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             checkpointer.stop()
         parts.close()
     return 0
+
+
+def _check_operator_templates(settings: Settings) -> None:
+    """Refuse to start on an operator's template that does not render: every
+    mail it should answer would be quarantined (`maild check-config` lists all)."""
+    if settings.templates_dir is None:
+        return  # the shipped ones are checked by the tests
+    failures = check_templates(lambda language: make_renderer(settings, language))
+    if failures:
+        raise ConfigError("templates.dir", str(failures[0]))
 
 
 def _settle_memory() -> None:

@@ -35,7 +35,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Final
 
 from maild.config import Settings
+from maild.runtime.logs import configure_logging
 from maild.runtime.sender_wiring import build_sender
 
 log = logging.getLogger(__name__)
@@ -128,11 +128,7 @@ def serve(settings: Settings, doorbell: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _name_process("maild-sender")
-    logging.basicConfig(
-        level=os.environ.get("MAILD_LOG_LEVEL", "INFO").upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log)  # the process's entry point: as the daemon's
     bell = Doorbell(doorbell)
     sender, store = build_sender(settings, bell)
     try:

@@ -21,6 +21,7 @@ from maild.app.ports import Clock
 from maild.app.queue_notifications import Outbound
 from maild.app.record_delivery_failure import RecordDeliveryFailure
 from maild.config import Settings
+from maild.errors import ConfigError
 
 
 def system_clock() -> datetime:
@@ -28,19 +29,25 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def make_renderer(settings: Settings) -> TemplateRenderer:
-    """The notification templates of the configured language."""
+def make_renderer(settings: Settings, language: str = "") -> TemplateRenderer:
+    """The notification templates of language (default: the configured one),
+    the operator's folder first; ConfigError naming templates.dir if it is none."""
     helpdesk = settings.helpdesk
+    override = settings.templates_dir
+    if override is not None and not override.is_dir():
+        raise ConfigError("templates.dir", f"no folder at {override}")
     return TemplateRenderer(
         TEMPLATE_DIR,
-        helpdesk.language,
+        language or helpdesk.language,
         helpdesk.tag,
         HelpdeskAddresses(
             helpdesk.incident_address,
             helpdesk.request_address,
             helpdesk.pool_address,
             settings.sla.timezone,
+            helpdesk.name,
         ),
+        override,
     )
 
 

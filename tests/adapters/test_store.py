@@ -27,7 +27,7 @@ from maild.adapters.database.engine import (
     upgrade,
 )
 from maild.adapters.database.models import TicketRow, WatcherRow
-from maild.adapters.database.report import list_tickets
+from maild.adapters.database.report import TicketQuery, list_tickets
 from maild.adapters.database.store import Store
 from maild.app.ports import NewEvent
 from maild.domain import Attachment, EventKind, MailOrigin, MailState, TicketState
@@ -164,7 +164,7 @@ def test_the_list_gives_each_ticket_its_own_watchers_and_attachments(
             tx.add_attachments(
                 row.id, None, [Attachment(f"{row.number}.txt", "text/plain", b"x")]
             )
-    listed = list_tickets(store, TicketState.NEW)
+    listed = list_tickets(store, TicketQuery(status=TicketState.NEW))
     assert [t["number"] for t in listed] == [
         r.number for r in rows if r.status == "new"
     ]

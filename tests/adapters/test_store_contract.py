@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from maild.adapters.database.blobs import BlobStore
 from maild.adapters.database.engine import make_engine, upgrade
-from maild.adapters.database.models import OutboxRow
+from maild.adapters.database.models import MailRow, OutboxRow
 from maild.adapters.database.staff import add_staff
 from maild.adapters.database.store import Store
 from maild.adapters.memory import MemoryStore
@@ -68,10 +68,17 @@ class Desk:
     store: AnyStore
     add_staff: Callable[[str, Role], None]
     outbox_rows: Callable[[], list[tuple[str, OutboxState, int, str]]]
+    # a mail's record: state, reason, ticket id, sender, subject, Message-ID
+    mail_row: Callable[[int], tuple[MailState, str, int | None, str, str, str]]
 
 
 def memory_desk() -> Desk:
     store = MemoryStore()
+
+    def mail_row(mail_id: int) -> tuple[MailState, str, int | None, str, str, str]:
+        m = store.mail_record(mail_id)
+        return (m.state, m.reason, m.ticket_id, m.sender, m.subject, m.message_id)
+
     return Desk(
         store,
         store.add_staff,
@@ -79,6 +86,7 @@ def memory_desk() -> Desk:
             (q.mail.message_id, q.state, q.attempts, q.last_error)
             for q in store.outbox()
         ],
+        mail_row,
     )
 
 
@@ -91,7 +99,13 @@ def database_desk(store: Store) -> Desk:
                 for r in found
             ]
 
-    return Desk(store, lambda a, r: add_staff(store, a, r.value, NOW), rows)
+    def mail_row(mail_id: int) -> tuple[MailState, str, int | None, str, str, str]:
+        with store.reading() as session:
+            m = session.get_one(MailRow, mail_id)
+            state = MailState(m.state)
+            return (state, m.reason, m.ticket_id, m.sender, m.subject, m.message_id)
+
+    return Desk(store, lambda a, r: add_staff(store, a, r.value, NOW), rows, mail_row)
 
 
 @pytest.fixture(
@@ -353,6 +367,39 @@ def test_a_mail_is_finished_once(desk: Desk) -> None:
     assert caught.value.state is MailState.QUARANTINED
     with pytest.raises(LookupError), desk.store.transaction() as tx:
         tx.finish_mail(record.id + 100, MailState.DONE, "ticket", None, NOW)
+
+
+def test_a_finished_mail_keeps_its_head_and_fate(desk: Desk) -> None:
+    ticket_mail = desk.store.register_mail(SMTP, "a" * 64, b"one", NOW)
+    refused = desk.store.register_mail(SMTP, "b" * 64, b"two", NOW)
+    assert desk.mail_row(ticket_mail.id) == (MailState.PENDING, "", None, "", "", "")
+    head = make_mail(
+        subject="Écran noir " + "x" * 2000,
+        message_id="m1@client.example.com",
+        sender=MARIE,
+    )
+    with desk.store.transaction() as tx:
+        ticket = tx.add_ticket(make_ticket(1, source_mail_id=ticket_mail.id))
+        tx.finish_mail(ticket_mail.id, MailState.DONE, "ticket I", ticket.id, NOW, head)
+        tx.finish_mail(
+            refused.id, MailState.QUARANTINED, "too_large: 9 bytes", None, NOW
+        )
+    assert desk.mail_row(ticket_mail.id) == (
+        MailState.DONE,
+        "ticket I",
+        ticket.id,
+        "marie@example.com",
+        ("Écran noir " + "x" * 2000)[:998],  # a header line's length
+        "m1@client.example.com",
+    )
+    assert desk.mail_row(refused.id) == (
+        MailState.QUARANTINED,
+        "too_large: 9 bytes",
+        None,
+        "",
+        "",
+        "",
+    )
 
 
 def write_everything(tx: OutboxSession, mail_id: int) -> None:

@@ -1,11 +1,13 @@
 """Every real-world mail of the corpus ends as a ticket, ignored or quarantined.
 
 Runs the daemon's own handler (parse worker, classification, store, outbox) in
-this process over ../shared/corpus with accepted_domains = ["*"].
+this process over ../shared/corpus with accepted_domains = ["*"], then asks
+`maild mails list --json` what became of each mail, and why.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +20,7 @@ from maild.config import load_settings
 from maild.domain import FINAL_STATES, MailOrigin, MailState
 from maild.runtime import daemon
 from tests.support.corpus import corpus_files
-from tests.support.daemon import write_config
+from tests.support.daemon import run_maild, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +71,28 @@ def test_corpus_mail_all_end_somewhere(corpus_dir: Path, tmp_path: Path) -> None
     # Bounces, auto-replies, list mail and quarantined mail get no answer.
     assert answered_machine_mail == []
     assert states[MailState.IGNORED] > 100  # the bounce samples
+    _every_robot_or_quarantined_mail_has_its_reason_listed(config, mails)
+
+
+def _every_robot_or_quarantined_mail_has_its_reason_listed(
+    config: Path, mails: list[MailRow]
+) -> None:
+    done = run_maild(config, "mails", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert [m["id"] for m in listed] == sorted(m.id for m in mails)
+    outcomes = Counter(m["outcome"] for m in listed)
+    assert outcomes["ignored"] == sum(m.state == MailState.IGNORED for m in mails)
+    assert outcomes["quarantined"] == sum(
+        m.state == MailState.QUARANTINED for m in mails
+    )
+    unexplained = [
+        m
+        for m in listed
+        if m["outcome"] in ("ignored", "quarantined") and not m["reason"]
+    ]
+    assert unexplained == []
+    assert all(m["reason"] is None for m in listed if m["outcome"] == "ticket")
 
 
 def _replies(mails: list[MailRow]) -> int:

@@ -139,6 +139,10 @@ def test_kill_after_commit_before_the_move_applies_nothing_twice(
         smtp_sink.wait_for(to("user1@example.com"), timeout=30)  # committed
         wait_until(lambda: " lost (" in daemon.log.read_text(), 30, "move failed")
         assert server.list_uids(HELPDESK) == [uid]
+        # The relay has the notifications once they are marked sent: a kill
+        # before that resends them, which "at least once" allows, and this
+        # test is about the mail not being applied twice.
+        wait_until(lambda: sqlite_db.all_sent(2), 30, "outbox delivered")
         kill(daemon)
     daemon = started.on_mailbox(tmp_path, smtp_sink.port, server)
     try:

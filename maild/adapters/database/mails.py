@@ -33,6 +33,8 @@ from maild.errors import MailAlreadyFinished
 
 log = logging.getLogger(__name__)
 
+_SUBJECT_CHARS: Final = 998  # of a subject kept on a mail's record, as a header line
+
 _MAILS = cast(Table, MailRow.__table__)
 _C = _MAILS.c
 
@@ -86,6 +88,7 @@ _FINISH_PARSED: Final = (
         **_FINISHED,
         message_id=bindparam("to_message_id"),
         sender=bindparam("to_sender"),
+        subject=bindparam("to_subject"),
     )
 )
 
@@ -100,7 +103,8 @@ def register(
 ) -> MailRecord:
     """Record a mail taken in (or find its record) and count an attempt on it.
 
-    Its Message-ID and sender are written when it is finished, once parsed.
+    Its Message-ID, sender and subject are written when it is finished, once
+    parsed.
     """
     row = _find(session, origin, content_hash)
     if row is None:
@@ -113,6 +117,7 @@ def register(
                 "content_hash": content_hash,
                 "message_id": "",
                 "sender": "",
+                "subject": "",
                 "size": size,
                 "attempts": 1,
                 "state": MailState.PENDING.value,
@@ -157,6 +162,7 @@ def finish(
         stmt = _FINISH_PARSED
         values["to_message_id"] = mail.message_id[:998]
         values["to_sender"] = mail.sender.address[:320]
+        values["to_subject"] = mail.subject[:_SUBJECT_CHARS]
     done = session.execute(stmt, values)
     if cast(CursorResult[Any], done).rowcount == 1:
         return

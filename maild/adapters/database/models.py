@@ -165,6 +165,7 @@ class MailRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     message_id: Mapped[str] = mapped_column(String(998))
     sender: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text, server_default="")  # for `mails list`
     size: Mapped[int] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), index=True)  # MailState

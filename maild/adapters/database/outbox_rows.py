@@ -12,17 +12,19 @@ from typing import Final, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 
-from maild.adapters.database.models import OutboxRow
+from maild.adapters.database.models import OutboxRow, TicketRow
 from maild.domain import OutboxState
 
 ERROR_CHARS: Final = 2000  # of an error kept on a row
 OUTBOX = cast(Table, OutboxRow.__table__)
 _C = OUTBOX.c
+_TICKETS = cast(Table, TicketRow.__table__)
 _PENDING = OutboxState.PENDING.value
 
 ADD: Final = insert(OUTBOX)
-DUE: Final = (
-    select(_C.id, _C.message_id, _C.recipients, _C.data, _C.attempts)
+DUE: Final = (  # with its ticket's number, for the sender's log line
+    select(_C.id, _C.message_id, _C.recipients, _C.data, _C.attempts, _TICKETS.c.number)
+    .select_from(OUTBOX.outerjoin(_TICKETS, _TICKETS.c.id == _C.ticket_id))
     .where(_C.state == _PENDING, _C.next_attempt_at <= bindparam("now"))
     .order_by(_C.id)
     .limit(bindparam("limit"))

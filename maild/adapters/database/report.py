@@ -7,12 +7,13 @@ added as features land, never renamed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from maild.adapters.database.models import (
     AttachmentRow,
@@ -82,12 +83,29 @@ def ticket_json(
     }
 
 
-def list_tickets(store: Store, status: TicketState | None) -> list[Json]:
+@dataclass(frozen=True, slots=True)
+class TicketQuery:
+    """Which tickets `maild tickets list` shows: those that match every filter set.
+
+    breached_by: tickets whose call-back was missed by then (the breach
+    recorded, or the deadline past with no call yet). search: text found in
+    the subject or the description, case ignored.
+    """
+
+    status: TicketState | None = None
+    owner: str | None = None
+    requester: str | None = None
+    since: datetime | None = None
+    breached_by: datetime | None = None
+    search: str | None = None
+
+
+def list_tickets(store: Store, query: TicketQuery | None = None) -> list[Json]:
     """The tickets, oldest first; watchers and attachments in a few queries."""
     with store.reading() as session:
-        stmt = select(TicketRow).order_by(TicketRow.id)
-        if status is not None:
-            stmt = stmt.where(TicketRow.status == status.value)
+        stmt = _filtered(
+            session, select(TicketRow).order_by(TicketRow.id), query or TicketQuery()
+        )
         rows = list(session.execute(stmt).scalars())
         ids = [row.id for row in rows]
         watchers = _by_ticket(session, WatcherRow, ids)
@@ -96,6 +114,58 @@ def list_tickets(store: Store, status: TicketState | None) -> list[Json]:
             ticket_json(row, watchers.get(row.id, []), attachments.get(row.id, []))
             for row in rows
         ]
+
+
+def _filtered(
+    session: Session, stmt: Select[TicketRow], query: TicketQuery
+) -> Select[TicketRow]:
+    if query.status is not None:
+        stmt = stmt.where(TicketRow.status == query.status.value)
+    if query.owner is not None:
+        stmt = stmt.where(TicketRow.owner == query.owner.lower())
+    if query.requester is not None:
+        stmt = stmt.where(TicketRow.requester_address == query.requester.lower())
+    if query.since is not None:
+        stmt = stmt.where(TicketRow.created_at >= query.since)
+    if query.breached_by is not None:
+        stmt = stmt.where(
+            or_(
+                TicketRow.callback_met.is_(False),
+                and_(
+                    TicketRow.callback_met.is_(None),
+                    TicketRow.first_call_at.is_(None),
+                    TicketRow.callback_due_at < query.breached_by,
+                ),
+            )
+        )
+    if query.search:
+        stmt = stmt.where(
+            _contains(session, (TicketRow.subject, TicketRow.description), query.search)
+        )
+    return stmt
+
+
+def _contains(
+    session: Session,
+    columns: Sequence[ColumnElement[str] | InstrumentedAttribute[str]],
+    text: str,
+) -> ColumnElement[bool]:
+    """Whether one of the columns contains text, case ignored, Unicode and all.
+
+    PostgreSQL's lower() folds every letter; SQLite's only the ASCII ones, so
+    on SQLite the connection is given Python's casefold() as a function.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        dbapi = cast(Any, session.connection().connection.dbapi_connection)
+        dbapi.create_function("maild_casefold", 1, _casefold, deterministic=True)
+        fold, term = func.maild_casefold, text.casefold()
+    else:
+        fold, term = func.lower, text.lower()
+    return or_(*(fold(c).contains(term, autoescape=True) for c in columns))
+
+
+def _casefold(value: str | None) -> str | None:
+    return value.casefold() if value is not None else None
 
 
 Row = TypeVar("Row", WatcherRow, AttachmentRow)

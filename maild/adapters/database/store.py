@@ -516,8 +516,15 @@ class Store:
         with self.reading() as session:
             rows = session.execute(outbox_rows.DUE, {"now": now, "limit": limit})
             return [
-                Due(row_id, message_id, tuple(recipients.split(",")), data, attempts)
-                for row_id, message_id, recipients, data, attempts in rows
+                Due(
+                    row_id,
+                    message_id,
+                    tuple(recipients.split(",")),
+                    data,
+                    attempts,
+                    number,
+                )
+                for row_id, message_id, recipients, data, attempts, number in rows
             ]
 
     def mark_sent(self, outbox_ids: Sequence[int], now: datetime) -> None:

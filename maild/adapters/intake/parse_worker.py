@@ -38,7 +38,11 @@ AHEAD = 6
 
 
 def _serve(
-    conn: Connection, target: ParseFunction, limits: ParseLimits, memory: int | None
+    conn: Connection,
+    target: ParseFunction,
+    limits: ParseLimits,
+    memory: int | None,
+    log_setup: Callable[[], None] | None,
 ) -> None:
     """Worker loop: one request in, one answer out, until the pipe closes."""
     # Ctrl-C and systemd's SIGTERM reach the whole process group; the daemon
@@ -47,9 +51,12 @@ def _serve(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if memory is not None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    # mail-parser warns about every MIME type it does not render; in a worker
-    # nothing configures logging, so those lines would reach stderr raw.
-    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    if log_setup is not None:  # the daemon's: its format, on its stderr
+        log_setup()
+    else:
+        # mail-parser warns about every MIME type it does not render; with
+        # nothing configuring logging, those lines would reach stderr raw.
+        logging.getLogger("mailparser").setLevel(logging.ERROR)
     conn.send("ready")  # imports done: from now on only parsing is timed
     while True:
         try:
@@ -109,12 +116,14 @@ class ParserPool:
         workers: int = 2,
         memory_bytes: int | None = 1_073_741_824,
         target: ParseFunction = parse_mail,
+        log_setup: Callable[[], None] | None = None,
     ) -> None:
+        """log_setup: called first in each worker, a process of its own."""
         self._context = multiprocessing.get_context("forkserver")
         # the fork server imports the parser once, and each worker forked from
         # it starts with it loaded (when this pool is the first to start it)
         self._context.set_forkserver_preload([_serve.__module__])
-        self._args = (target, limits, memory_bytes)
+        self._args = (target, limits, memory_bytes, log_setup)
         self._parse_seconds = parse_seconds
         self._size = 0  # workers ready, idle or parsing
         self._idle: queue.Queue[_Worker] = queue.Queue()

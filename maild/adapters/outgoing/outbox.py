@@ -41,6 +41,7 @@ class Due:
     recipients: tuple[str, ...]
     data: bytes
     attempts: int
+    ticket: str | None = None  # its number, for the log
 
 
 class OutboxSession(DeskSession, Protocol):
@@ -135,9 +136,10 @@ class OutboxSender:
                     self._defer(item, str(exc))
                     return len(accepted), True  # the relay is unwell: keep the order
                 except DeliveryFailed as exc:
-                    self._fail(item.id, str(exc))
+                    self._fail(item, str(exc))
                 else:
                     accepted.append(item.id)
+                    log.info("notification sent", extra=_fields(item))
         finally:
             # One commit for the round: the intake keeps the write lock to itself.
             # A crash before it resends those mails, with the same Message-IDs.
@@ -167,23 +169,32 @@ class OutboxSender:
         delay = min(MAX_BACKOFF, timedelta(seconds=2 ** min(item.attempts, 12)))
         delay *= random.uniform(0.5, 1.0)
         log.warning(
-            "outbox: delivery of %s deferred (%s), retry in %ss",
-            item.message_id,
-            error,
-            int(delay.total_seconds()),
+            "notification deferred",
+            extra=_fields(item, error=error, retry_in=int(delay.total_seconds())),
         )
         self.store.defer(item.id, error, self.clock() + delay)
 
-    def _fail(self, outbox_id: int, error: str) -> None:
+    def _fail(self, item: Due, error: str) -> None:
         """Mark a mail failed for good and let the hook record it, in one commit."""
         with self.store.transaction() as tx:
-            failed = tx.mark_failed(outbox_id, error)
+            failed = tx.mark_failed(item.id, error)
             if failed is None:
                 return
-            log.error("outbox: %s failed for good: %s", failed.message_id, error)
+            # Not an error: the hook tells the supervisors, who act on it.
+            log.warning("notification failed", extra=_fields(item, error=error))
             if self.on_failed is not None:
                 self.on_failed(tx, failed, self.clock())
         self.wakeup.set()  # a report may have been queued: send it soon
+
+
+def _fields(item: Due, **more: object) -> dict[str, object]:
+    """A notification's fields in the log: which mail, to whom, on which ticket."""
+    return {
+        "msgid": item.message_id,
+        "to": item.recipients,
+        "ticket": item.ticket,
+        **more,
+    }
 
 
 def outbox_counts(store: OutboxStore) -> dict[str, int]:

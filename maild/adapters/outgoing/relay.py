@@ -89,7 +89,7 @@ class SmtpRelay:
                 address,
                 _reply(code, text),
             )
-        log.info(
+        log.debug(  # the outbox sender logs the notification sent
             "msgid=%s relayed to %d recipient(s)",
             message_id,
             len(accepted) - len(refused),
@@ -166,7 +166,7 @@ class EmlDirectory:
             _write_atomically(path, data)
         except OSError as exc:
             raise DeliveryDeferred(f"cannot write {path}: {exc.strerror}") from None
-        log.info("msgid=%s kept as %s", message_id, path.name)
+        log.debug("msgid=%s kept as %s", message_id, path.name)  # and sent, by outbox
 
     def close(self) -> None:
         """Nothing is held open."""

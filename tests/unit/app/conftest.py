@@ -126,7 +126,9 @@ class FakeRenderer:
         return FakeRendered(subject, f"#{len(self.rendered) - 1}", "")
 
 
-def fake_build_message(mail: OutboundMail, from_address: str) -> bytes:
+def fake_build_message(
+    mail: OutboundMail, from_address: str, from_name: str = ""
+) -> bytes:
     return f"From: {from_address}\r\nMessage-ID: <{mail.message_id}>\r\n\r\n".encode()
 
 
