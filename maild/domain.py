@@ -195,13 +195,15 @@ class AutoSignals:
 
     auto_submitted: str = ""  # value of Auto-Submitted, lower-cased; "no" is human
     precedence: str = ""  # bulk | junk | list | ...
-    has_x_autoreply: bool = (
-        False  # X-Autoreply, X-Autorespond, X-Auto-Response-Suppress
-    )
+    has_x_autoreply: bool = False  # X-Autoreply or X-Autorespond
     list_id: str = ""  # List-Id or List-Unsubscribe present
     is_null_return_path: bool = False  # Return-Path: <> or empty envelope sender
     is_delivery_report: bool = False  # multipart/report; report-type=delivery-status
     is_maild_loop: bool = False  # our own loop header came back
+    has_x_loop: bool = False  # X-Loop, of any value: some system's loop mark
+    # X-Auto-Response-Suppress names All, OOF or AutoReply: no automatic answer
+    # (Outlook also puts it on mail people write, so the mail is not ignored).
+    is_answer_suppressed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

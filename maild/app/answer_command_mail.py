@@ -43,7 +43,7 @@ class AnswerCommandMail:
                 answer = notify.ListAsked(sender, role, tickets, mail.message_id)
             case _:
                 assert_never(command.command)
-        self.outbound.queue_all(tx, answer, None, now)
+        self.outbound.queue_all(tx, answer, None, now, mail)
         return f"{command.command} answered"
 
 

@@ -143,7 +143,7 @@ class ApplyReply:
             # Need to know: nothing of the ticket goes to a stranger, not even
             # the thread it belongs to.
             self.outbound.queue_all(
-                tx, answer, None if is_stranger else reply.ticket, now
+                tx, answer, None if is_stranger else reply.ticket, now, mail
             )
         done = sum(r.is_done for r in results)
         unverified = (
@@ -187,7 +187,7 @@ class ApplyReply:
             else notify.ClosedTicketReply(reply.view(), sender, message_id)
         )
         ticket = None if is_stranger else reply.ticket
-        self.outbound.queue_all(reply.tx, answer, ticket, reply.now)
+        self.outbound.queue_all(reply.tx, answer, ticket, reply.now, reply.mail)
         return f"reply on closed {reply.ticket.number}"
 
     def _identity(self, ticket: Ticket, mail: InboundMail) -> IdentityCheck:
@@ -271,7 +271,7 @@ class ApplyReply:
             command.text,
             previous_owner,
         )
-        self.outbound.queue_all(reply.tx, applied, reply.ticket, reply.now)
+        self.outbound.queue_all(reply.tx, applied, reply.ticket, reply.now, reply.mail)
         log.info(
             "command applied",
             extra={
@@ -296,7 +296,7 @@ class ApplyReply:
         added = notify.CommentAdded(
             reply.view(), author, reply.actor.address, text, attachments
         )
-        self.outbound.queue_all(reply.tx, added, reply.ticket, reply.now)
+        self.outbound.queue_all(reply.tx, added, reply.ticket, reply.now, reply.mail)
 
 
 def _refuse(

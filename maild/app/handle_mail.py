@@ -254,7 +254,7 @@ class HandleMail:
         with self.store.transaction() as tx:
             tx.finish_mail(record.id, MailState.QUARANTINED, reason, None, now, mail)
             if notice is not None:
-                self.outbound.queue_all(tx, notice, None, now)
+                self.outbound.queue_all(tx, notice, None, now, mail)
         _log_outcome(record, MailOutcome.QUARANTINED, mail, reason=reason)
         return MailDisposition.QUARANTINED
 

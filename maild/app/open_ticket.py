@@ -105,7 +105,7 @@ class OpenTicket:
         tx.add_attachments(ticket.id, event_id, mail.attachments)
         view = ticket_view(ticket, watchers, [a.filename for a in mail.attachments])
         opened = notify.TicketOpened(view, *note, mail.message_id)
-        self.outbound.queue_all(tx, opened, ticket, now)
+        self.outbound.queue_all(tx, opened, ticket, now, mail)
         tx.finish_mail(
             record.id, MailState.DONE, f"ticket {ticket.number}", ticket.id, now, mail
         )
@@ -199,5 +199,5 @@ class OpenTicket:
                 sender, now, is_held=False, template=HELD_TEMPLATE, ticket_id=None
             )
             held = notify.NewTicketHeld(sender, mail.subject, opened, mail.message_id)
-            self.outbound.queue_all(tx, held, None, now)
+            self.outbound.queue_all(tx, held, None, now, mail)
         return Held(reason)

@@ -5,7 +5,8 @@ queued if and only if the change that causes it is committed. Who is told
 what is decided in core/notify; here, before anything is rendered,
 recipients outside the accepted domains who are not staff are dropped (the
 Ticket Trick safety net), and automatic answers to people outside the staff
-pass the per-address caps and the per-ticket ladder (core/notify decides).
+pass the per-address caps and the per-ticket ladder (core/notify decides);
+a robot, or a sender asking for no automatic answer, gets none (core/robots).
 Each mail gets its Message-ID here, bound to its ticket's token.
 """
 
@@ -18,10 +19,10 @@ from datetime import datetime, timedelta
 from maild.app.ports import MAILD, DeskSession, MessageBuilder, NewEvent, Renderer
 from maild.app.staff import staff_addresses
 from maild.config import Settings
-from maild.core import notify
+from maild.core import notify, robots
 from maild.core.addresses import valid_recipients
 from maild.core.bounces import BounceFacts
-from maild.domain import EventKind, Notification, OutboundMail, Ticket
+from maild.domain import EventKind, InboundMail, Notification, OutboundMail, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,22 @@ class Outbound:
         outcome: notify.Outcome,
         ticket: Ticket | None,
         now: datetime,
+        answering: InboundMail | None = None,
     ) -> None:
-        """Queue every notification an outcome gives."""
-        for notification in notify.notifications_for(
-            outcome, self.settings.helpdesk.pool_address
-        ):
+        """Queue every notification an outcome gives; none back to a robot.
+
+        answering is the mail the outcome comes from: a sender that asks for
+        no automatic answer, or a robot's address, gets none (core/robots).
+        """
+        every = notify.notifications_for(outcome, self.settings.helpdesk.pool_address)
+        kept = robots.without_answers(every, answering)
+        if answering is not None and kept != every:
+            log.info(
+                "msgid=%s no automatic answer to %s: a robot, or it asks for none",
+                answering.message_id,
+                answering.sender.address,
+            )
+        for notification in kept:
             self.queue(tx, notification, ticket, now)
 
     def queue(

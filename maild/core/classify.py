@@ -6,9 +6,11 @@ it: by its headers first, then an out-of-office reply by its subject and text
 (core/autoreply). A bounce is traced to the mail of ours it reports
 (core/bounces). Copies of maild's own headers in inbound mail bind nothing:
 X-Maild-Loop marks a loop only on mail from our own address, X-Maild-Ticket is
-never read. Then threading: thread headers naming a message we sent, then
-the subject tag; then a subject that is a command word (HELP, LIST);
-otherwise a new ticket, if the sender may open one.
+never read; X-Loop of any value marks a loop. A bare-text bounce from a robot's
+address (core/robots) is a bounce; other mail from such an address goes on,
+but is never answered (core/robots.without_answers). Then threading: thread
+headers naming a message we sent, then the subject tag; then a subject that is
+a command word (HELP, LIST); otherwise a new ticket, if the sender may open one.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from maild.core.autoreply import autoreply_sign
 from maild.core.bounces import BounceFacts, is_own_message_id, read_bounce
 from maild.core.commands import SubjectCommand, parse_subject_command
 from maild.core.numbering import number_in_subject
+from maild.core.robots import is_bare_bounce
 from maild.domain import IgnoreReason, InboundMail, TicketType
 
-_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.I)
+_BOUNCE_SENDERS = re.compile(
+    r"^(mailer-daemon|postmaster|mail-daemon)(?:\+[^@]*)?@", re.I
+)
 _LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 
 
@@ -123,6 +128,8 @@ def _machine_mail(
         return IgnoreReason.BOUNCE, "delivery status report"
     if _BOUNCE_SENDERS.match(mail.sender.address):
         return IgnoreReason.BOUNCE, f"sent by {mail.sender.address}"
+    if is_bare_bounce(mail):
+        return IgnoreReason.BOUNCE, f"delivery failure from {mail.sender.address}"
     if auto.is_null_return_path:
         return IgnoreReason.BOUNCE, "null return path"
     if auto.auto_submitted and auto.auto_submitted != "no":
@@ -135,6 +142,8 @@ def _machine_mail(
         return IgnoreReason.AUTO_REPLY, "Precedence: auto_reply"
     if auto.list_id:
         return IgnoreReason.LIST, "mailing list traffic"
+    if auto.has_x_loop:  # after the list headers: a list's X-Loop stays list traffic
+        return IgnoreReason.LOOP, "X-Loop header"
     sign = autoreply_sign(mail.subject, mail.text, is_reply=bool(mail.thread_refs))
     if sign is not None:
         return IgnoreReason.AUTO_REPLY, sign

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import email.errors
+import mimetypes
 import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -20,6 +21,7 @@ from typing import cast
 import inscriptis
 
 from maild.core.limits import AttachmentTooLarge, ParseLimits
+from maild.core.uuencode import UuTooLarge, split_uu, without_uu
 from maild.domain import Attachment
 
 LINE_BREAKS = re.compile(r"[\r\n\v\f\x85\u2028\u2029]+")
@@ -112,7 +114,11 @@ def _is_enclosed(part: Message) -> bool:
 
 
 def _text_of(bodies: list[Message]) -> str:
-    plain = [_part_text(p) for p in bodies if p.get_content_type() == "text/plain"]
+    plain = [
+        without_uu(_part_text(p))
+        for p in bodies
+        if p.get_content_type() == "text/plain"
+    ]
     if any(plain):
         text = "\n".join(plain)
     else:
@@ -188,12 +194,16 @@ def _is_attached(part: Message) -> bool:
 
 
 def attachments(msg: Message, limits: ParseLimits) -> Iterator[Attachment]:
+    """Yield the attachments; a part without a name gets one a user can open."""
+    named = _Names()
     for part in _leaves(msg):
         filename = filename_of(part)
         disposition = part.get_content_disposition()
         is_body = part.get_content_type() in _BODY_TYPES and not _is_attached(part)
         if is_body and not filename:
-            continue  # read by _text; named inline text is both body and attachment
+            # read by _text; named inline text is both body and attachment
+            yield from _uu_files(part, limits)
+            continue
         content_id = first_value(part, "Content-ID").strip().strip("<>").strip()
         data = _payload_bytes(part)
         if len(data) > limits.max_attachment_bytes:
@@ -203,7 +213,7 @@ def attachments(msg: Message, limits: ParseLimits) -> Iterator[Attachment]:
             )
         content_type = part.get_content_type()
         yield Attachment(
-            filename=filename,
+            filename=filename or named.given(part),
             content_type=content_type
             if len(content_type) <= _MAX_TYPE
             else "application/octet-stream",
@@ -212,6 +222,66 @@ def attachments(msg: Message, limits: ParseLimits) -> Iterator[Attachment]:
             or (disposition is None and bool(content_id)),
             content_id=content_id if len(content_id) <= MAX_ID else "",
         )
+
+
+def _uu_files(part: Message, limits: ParseLimits) -> Iterator[Attachment]:
+    """The files uuencoded into a text body, as attachments."""
+    if part.get_content_type() != "text/plain":
+        return
+    try:
+        _, files = split_uu(_part_text(part), limits.max_attachment_bytes)
+    except UuTooLarge as exc:
+        raise AttachmentTooLarge(
+            f"uuencoded attachment is over {exc.args[0]} bytes, "
+            f"limit {limits.max_attachment_bytes}"
+        ) from None
+    for name, data in files:
+        guessed, _ = mimetypes.guess_type(name, strict=True)
+        yield Attachment(name, guessed or "application/octet-stream", data)
+
+
+# Extensions where the system's table may prefer a rarer one (.jpe, .ksh).
+_EXTENSIONS = {"image/jpeg": ".jpg", "text/plain": ".txt", "message/rfc822": ".eml"}
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+_MAX_STEM = 100
+
+
+class _Names:
+    """Names for the parts that have none: stable and unique within the mail."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._used: set[str] = set()
+
+    def given(self, part: Message) -> str:
+        """Name the part from its type, or a forwarded mail from its Subject."""
+        content_type = part.get_content_type()
+        if part.get_content_maintype() == "message":
+            kind, extension = "forwarded-message", ".eml"
+            inner = _children(part)
+            stem = _safe_stem(first_value(inner[0], "Subject")) if inner else ""
+        else:
+            kind = "image" if part.get_content_maintype() == "image" else "attachment"
+            extension = _EXTENSIONS.get(content_type) or (
+                mimetypes.guess_extension(content_type) or ".bin"
+            )
+            stem = ""
+        if stem:
+            count, name = 1, stem + extension
+        else:
+            self._counts[kind] = count = self._counts.get(kind, 0) + 1
+            name = f"{kind}-{count}{extension}"
+        while name in self._used:  # two forwards with one Subject, say
+            count += 1
+            name = f"{stem or kind}-{count}{extension}"
+        self._used.add(name)
+        return name
+
+
+def _safe_stem(subject: str) -> str:
+    """A Subject made a file name: no separators, no control characters."""
+    stem = " ".join(_UNSAFE_NAME.sub(" ", LINE_BREAKS.sub(" ", subject)).split())
+    return stem[:_MAX_STEM].strip(" .")
 
 
 def _payload_bytes(part: Message) -> bytes:

@@ -67,6 +67,10 @@ _MSG_ID = re.compile(r"<([^<>\s]+)>")
 _FIRST_DELIMITER = re.compile(r"^--([^\s]{1,200}?)[ \t]*$", re.M)
 DEFAULT_LIMITS: Final = ParseLimits()
 HEAD_BYTES: Final = 65_536  # what head_of reads at most: From, Subject and friends
+# Lines before the first header field that are skipped (an mbox separator, a
+# stray line some clients or archives write): a few, within the first KB.
+_MAX_LEAD_LINES: Final = 5
+_MAX_LEAD_BYTES: Final = 1024
 _EMPTY_HEAD: Final = InboundMail(
     message_id="",
     sender=Person("", ""),
@@ -123,6 +127,22 @@ def _header_fields(raw: bytes) -> tuple[list[tuple[bytes, list[bytes]]], int]:
     return fields, end
 
 
+def _header_start(raw: bytes) -> int:
+    """Where the header block starts: after a few lines that are no field.
+
+    Only where a header field follows them; otherwise the mail starts at 0.
+    """
+    lead = raw[:_MAX_LEAD_BYTES]
+    if _FIELD_NAME.match(lead):
+        return 0
+    for count, match in enumerate(_LINE.finditer(lead)):
+        if count > _MAX_LEAD_LINES:
+            break
+        if count and _FIELD_NAME.match(match.group()):
+            return match.start()
+    return 0
+
+
 def parse_mail(
     raw: bytes,
     origin_envelope_sender: str | None = None,
@@ -130,11 +150,12 @@ def parse_mail(
     limits: ParseLimits = DEFAULT_LIMITS,
 ) -> InboundMail:
     """Turn raw mail bytes into an InboundMail, or raise a MailRejected."""
-    _, body_start = _header_fields(raw)
+    mail = raw[_header_start(raw) :]
+    _, body_start = _header_fields(mail)
     check_header_size(body_start, limits)
-    check_delimiters(raw, limits)
+    check_delimiters(mail, limits)
     try:
-        msg = _repaired(email.message_from_bytes(raw), limits)
+        msg = _repaired(email.message_from_bytes(mail), limits)
         check_structure(msg, limits)
         if msg.is_multipart() and msg.epilogue is None:
             msg.epilogue = ""  # mail-parser 4.8 calls .index() on it
@@ -176,11 +197,13 @@ def head_of(
     Reads at most HEAD_BYTES and never raises: a header it cannot read leaves
     its field empty. The body, text and attachments are left empty.
     """
-    _, end = _header_fields(raw[:HEAD_BYTES])
+    head = raw[:HEAD_BYTES]
+    head = head[_header_start(head) :]
+    _, end = _header_fields(head)
     msg = Message()
     senders: tuple[Person, ...] = ()
     with contextlib.suppress(*_PARSER_ERRORS):
-        msg = email.message_from_bytes(raw[:end])
+        msg = email.message_from_bytes(head[:end])
     with contextlib.suppress(*_PARSER_ERRORS):  # as parse_mail reads From
         senders = _people(mailparser.MailParser(_only(msg, "From")).from_)
     envelope_sender = (
@@ -320,13 +343,19 @@ def _auto_signals(msg: Message, envelope_sender: str | None) -> AutoSignals:
     return AutoSignals(
         auto_submitted=first_value(msg, "Auto-Submitted").split(";")[0].strip().lower(),
         precedence=first_value(msg, "Precedence").lower(),
-        # X-Auto-Response-Suppress is left out: Outlook puts it on human mail.
         has_x_autoreply="X-Autoreply" in msg or "X-Autorespond" in msg,
         list_id=first_value(msg, "List-Id") or first_value(msg, "List-Unsubscribe"),
         is_null_return_path=envelope_sender == "",
         is_delivery_report=msg.get_content_type() == "multipart/report"
         and report_type == "delivery-status",
         is_maild_loop="X-Maild-Loop" in msg,
+        has_x_loop="X-Loop" in msg,
+        # Outlook puts X-Auto-Response-Suppress on mail people write too: it
+        # stops answers only, it does not make the mail a robot's.
+        is_answer_suppressed=not {"all", "oof", "autoreply"}.isdisjoint(
+            v.strip().lower()
+            for v in ",".join(all_values(msg, "X-Auto-Response-Suppress")).split(",")
+        ),
     )
 
 

@@ -11,6 +11,9 @@ attribution followed by `>`-quoted lines, the attribution and the quoted lines
 are dropped and the unquoted lines in between are the new text.
 """
 
+# Cyrillic and CJK letters and full-width punctuation are what this matches.
+# ruff: noqa: RUF001, RUF003
+
 from __future__ import annotations
 
 import logging
@@ -25,7 +28,16 @@ from mailparser_reply import EmailReplyParser
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LANGUAGES: Final = ("en", "fr", "de", "es", "it")
+# Every language mail-parser-reply knows, and the ones it does not that our
+# users write in (Portuguese, Norwegian, Russian, Finnish): our rules cover all.
+DEFAULT_LANGUAGES: Final = (
+    "en", "fr", "de", "es", "it", "pt", "nl", "da", "no", "sv", "pl", "cs",
+    "ru", "fi", "ja", "zh", "ko",
+)  # fmt: skip
+# The library is asked for these only: each language costs it a scan of the
+# whole text, and our rules already cover what it knows of the others. Its
+# Polish rule would even cut at a single "Data:" or "Do:" line of English text.
+_LIBRARY_LANGUAGES: Final = frozenset({"en", "fr", "de", "es", "it"})
 
 # Longer lines are never taken for a header: it keeps the regexes cheap.
 _MAX_HEADER_CHARS: Final = 400
@@ -52,8 +64,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 def _header_line(words: str) -> re.Pattern[str]:
-    # "From:", "*From:*", "De :" with a (non-breaking) space before the colon.
-    return re.compile(rf"^[\s*]*(?:{words})[\s*]*:", re.IGNORECASE)
+    # "From:", "*From:*", "De :" with a (non-breaking) space before the colon,
+    # "差出人：" with a full-width one.
+    return re.compile(rf"^[\s*]*(?:{words})[\s*]*[:\uff1a]", re.IGNORECASE)
 
 
 def _signature(openings: str) -> re.Pattern[str]:
@@ -63,13 +76,29 @@ def _signature(openings: str) -> re.Pattern[str]:
     return re.compile(rf"^(?:{openings}) {tag}$", re.IGNORECASE)
 
 
+def _suffix_signature(closing: str) -> re.Pattern[str]:
+    # "iPhoneから送信", "내 iPhone에서 보냄": the device comes first.
+    return re.compile(rf"^[\w .'()-]{{1,40}}{closing}$", re.IGNORECASE)
+
+
+# Without "my", a phone tag must name the device or app: "Sendt fra lageret"
+# (sent from the warehouse) is text.
+_DEVICE: Final = (
+    r"(?:(?:i(?:Phone|Pad)|Android|Samsung|Galaxy|Huawei|Xiaomi|BlackBerry"
+    r"|Outlook|Yahoo|Mail|Gmail|Почты|Яндекс|aplikacji|Poczty)\b|мобильн)"
+)
+# The table below is data, one entry a language: it is what makes this module
+# longer than most, and it reads best next to the rules that use it.
 # Every attribution carries a date, hence the digit: it keeps ordinary
-# sentences such as "On the other hand … wrote:" out.
+# sentences such as "On the other hand … wrote:" out. "[^\d]*\d" rather than
+# ".*\d" finds the first digit without backtracking.
+# Danish, Norwegian and Swedish clients all write "… skrev …:".
+_SKREV: Final = _compile(r"^[^\d]*\d.*\sskrev\s.+:$")
 _VOCABULARIES: Final[dict[str, _Vocabulary]] = {
     "en": _Vocabulary(
         attributions=(
-            _compile(r"^[-\s]*On\s.*\d.*[\s>]wrote\s*:?[-\s]*$"),
-            _compile(r"^.*\d.*<\S+@\S+>\s*wrote\s*:$"),
+            _compile(r"^[-\s]*On\s[^\d]*\d.*[\s>]wrote\s*:?[-\s]*$"),
+            _compile(r"^[^\d]*\d.*<\S+@\S+>\s*wrote\s*:$"),
         ),
         from_line=_header_line("From"),
         sent_line=_header_line("Sent|Date"),
@@ -78,7 +107,7 @@ _VOCABULARIES: Final[dict[str, _Vocabulary]] = {
         ),
     ),
     "fr": _Vocabulary(
-        attributions=(_compile(r"^Le\s.*\d.*\sa\s+[ée]crit\s*:$"),),
+        attributions=(_compile(r"^Le\s[^\d]*\d.*\sa\s+[ée]crit\s*:$"),),
         from_line=_header_line("De"),
         sent_line=_header_line("Envoy[ée](?: le)?|Date"),
         signatures=_signature(
@@ -88,30 +117,136 @@ _VOCABULARIES: Final[dict[str, _Vocabulary]] = {
     ),
     "de": _Vocabulary(
         attributions=(
-            _compile(r"^Am\s.*\d.*\sschrieb\b.*:$"),
-            _compile(r"^.+\sschrieb\s+am\s.*\d.*:$"),
+            _compile(r"^Am\s[^\d]*\d.*\sschrieb\b.*:$"),
+            _compile(r"^.+\sschrieb\s+am\s[^\d]*\d.*:$"),
         ),
         from_line=_header_line("Von"),
         sent_line=_header_line("Gesendet|Datum"),
         signatures=_signature(r"Gesendet von(?: meinem)?|Von meinem|Outlook für"),
     ),
     "es": _Vocabulary(
-        attributions=(_compile(r"^El\s.*\d.*\sescribi[óo]\s*:$"),),
+        attributions=(_compile(r"^El\s[^\d]*\d.*\sescribi[óo]\s*:$"),),
         from_line=_header_line("De"),
         sent_line=_header_line("Enviado|Fecha"),
         signatures=_signature(r"Enviado desde(?: mi)?|Obtener Outlook para"),
     ),
     "it": _Vocabulary(
-        attributions=(_compile(r"^(?:Il|In\s+data)\s.*\d.*\sha\s+scritto\s*:$"),),
+        attributions=(_compile(r"^(?:Il|In\s+data)\s[^\d]*\d.*\sha\s+scritto\s*:$"),),
         from_line=_header_line("Da"),
         sent_line=_header_line("Inviato|Data"),
         signatures=_signature(r"Inviato da(?:l mio)?|Scarica Outlook per"),
     ),
+    "pt": _Vocabulary(
+        attributions=(_compile(r"^(?:Em|No dia)\s[^\d]*\d.*\sescreveu\s*:$"),),
+        from_line=_header_line("De"),
+        sent_line=_header_line("Enviad[ao](?: em)?|Data"),
+        signatures=_signature(
+            r"Enviado (?:do|a partir do) meu"
+            rf"|Enviado (?:do|a partir d[oe])(?= {_DEVICE})"
+            r"|Obter o Outlook para"
+        ),
+    ),
+    "nl": _Vocabulary(
+        attributions=(_compile(r"^Op\s[^\d]*\d.*\s(?:schreef|geschreven)\b.*:$"),),
+        from_line=_header_line("Van"),
+        sent_line=_header_line("Verzonden|Datum"),
+        signatures=_signature(
+            rf"Verzonden (?:vanaf|van|met) mijn|Verzonden (?:vanaf|met)(?= {_DEVICE})"
+            r"|Outlook voor"
+        ),
+    ),
+    "da": _Vocabulary(
+        attributions=(_SKREV,),
+        from_line=_header_line("Fra"),
+        sent_line=_header_line("Sendt|Dato"),
+        signatures=_signature(
+            rf"Sendt fra min|Sendt fra(?= {_DEVICE})|Hent Outlook til"
+        ),
+    ),
+    "no": _Vocabulary(
+        attributions=(_SKREV,),
+        from_line=_header_line("Fra"),
+        sent_line=_header_line("Sendt|Dato"),
+        signatures=_signature(rf"Sendt fra min|Sendt fra(?= {_DEVICE})|Få Outlook for"),
+    ),
+    "sv": _Vocabulary(
+        attributions=(_SKREV,),
+        from_line=_header_line("Från"),
+        sent_line=_header_line("Skickat|Datum"),
+        signatures=_signature(
+            rf"Skickat från min|Skickat från(?= {_DEVICE})|Hämta Outlook för"
+        ),
+    ),
+    "pl": _Vocabulary(
+        attributions=(
+            _compile(r"^[^\d]*\d.*\s(?:napisał(?:\(a\)|a)?|pisze|nadesłał)\s*:$"),
+        ),
+        from_line=_header_line("Od"),
+        sent_line=_header_line("Wysłano|Data"),
+        signatures=_signature(
+            rf"Wysł(?:ane|ano) z mojego|Wysł(?:ane|ano) z(?= {_DEVICE})"
+        ),
+    ),
+    "cs": _Vocabulary(
+        attributions=(_compile(r"^Dne\s[^\d]*\d.*\snapsal(?:\(a\)|a)?\s*:$"),),
+        from_line=_header_line("Od"),
+        sent_line=_header_line("Odesláno|Datum"),
+        signatures=_signature(rf"Odesláno z mého|Odesláno z(?= {_DEVICE})"),
+    ),
+    "ru": _Vocabulary(
+        attributions=(
+            _compile(r"^[^\d]*\d.*\s(?:написал[аи]?|пишет)\s*:$"),
+            # Gmail writes no verb: "ср, 30 апр. 2025 г. в 15:19, Имя <a@b>:".
+            _compile(r"^[^\d]*\d[^:]*\sг\.,?\s+в\s+\d{1,2}:\d{2},.*<\S+@\S+>\s*:$"),
+        ),
+        from_line=_header_line("От"),
+        sent_line=_header_line("Отправлено|Дата"),
+        signatures=_signature(
+            rf"Отправлено (?:с|из) моего|Отправлено (?:с|из)(?= {_DEVICE})"
+        ),
+    ),
+    "ja": _Vocabulary(
+        attributions=(_compile(r"^\d{4}年\d{1,2}月\d{1,2}日.*[:\uff1a]$"),),
+        from_line=_header_line("差出人"),
+        sent_line=_header_line("送信日時|日付"),
+        signatures=_suffix_signature("から送信"),
+    ),
+    "zh": _Vocabulary(
+        attributions=(
+            _compile(r"^[^\d]*\d{4}年\d{1,2}月\d{1,2}日.*[写寫]道[:\uff1a]$"),
+        ),
+        from_line=_header_line("发件人|寄件者"),
+        sent_line=_header_line("发送时间|寄件日期|日期"),
+        signatures=_compile(r"^(?:发自我的|从我的|從我的)[\w .'()-]{1,40}$"),
+    ),
+    "fi": _Vocabulary(
+        attributions=(_compile(r"^[^\d]*\d.*\skirjoitti\s*:$"),),
+        from_line=_header_line("Lähettäjä"),
+        sent_line=_header_line("Lähetetty|Päivämäärä"),
+        signatures=_compile(
+            r"^Lähetetty (?:minun )?(?:iPhonesta|iPadista|Androidista)$"
+        ),
+    ),
+    "ko": _Vocabulary(
+        attributions=(_compile(r"^\d{4}년\s*\d{1,2}월\s*\d{1,2}일.*작성[^:]{0,10}:$"),),
+        from_line=_header_line(r"보낸\s?사람"),
+        sent_line=_header_line(r"보낸\s?날짜|날짜"),
+        signatures=_suffix_signature("에서 보냄"),
+    ),
 }
 
 _QUOTED: Final = re.compile(r"^\s*>")
-# "---- On … wrote ----" (Zoho) or an attribution wrapped by the client.
-_ATTRIBUTION_START: Final = _compile(r"^[-\s]*(?:On|Le|Am|El|Il|In\s+data)\s")
+# "---- On … wrote ----" (Zoho) or an attribution wrapped by the client: it
+# opens with its word, a date ("15.11.2021 …", "pt., 28 sty …") or holds the
+# verb before its wrap ("Bob schrieb am Fr., 28." / "Jan. 2016 um 10:15:").
+_ATTRIBUTION_START: Final = _compile(
+    r"^[-\s]*(?:On|Le|Am|El|Il|In\s+data|Em|No\s+dia|Op|Den|W\s+dniu|Dnia|Dne)\s"
+    r"|^\w{0,4}\.?,?\s?\d"
+)
+_ATTRIBUTION_VERB: Final = _compile(
+    r"\s(?:schrieb|skrev|escreveu|napisał|pisze|napsal|написал|пишет|schreef"
+    r"|heeft|kirjoitti)\s"
+)
 _ORIGINAL_SEPARATOR: Final = _compile(
     r"^\s*[-_]{2,}\s*(?:Original Message|Message d['\u2019]origine"
     r"|Urspr(?:ü|ue)ngliche Nachricht|Mensaje original|Messaggio originale"
@@ -186,7 +321,7 @@ def _attribution_span(
         return 0
     # Only a line that opens like an attribution may be joined with the next
     # ones: Gmail and Thunderbird wrap long attributions.
-    if _ATTRIBUTION_START.match(first):
+    if _ATTRIBUTION_START.match(first) or _ATTRIBUTION_VERB.search(first):
         limit = _MAX_HEADER_LINES
     elif first[-1] in ":-" or first.lower().endswith("wrote"):
         limit = 1
@@ -198,6 +333,11 @@ def _attribution_span(
         if len(joined) > _MAX_HEADER_CHARS:
             return 0
         if any(p.match(joined) for v in vocabularies for p in v.attributions):
+            # "2 PCs are down." above "Den 28. jan. … skrev …:" joins into
+            # an attribution too: the text line is kept when the next one
+            # starts an attribution of its own.
+            if count > 1 and _attribution_span(lines, index + 1, vocabularies):
+                return 0
             return count
     return 0
 
@@ -253,7 +393,8 @@ def _narrowed_by_library(ours: str, languages: tuple[str, ...]) -> str:
     """Let mail-parser-reply cut further, unless it would lose our first line."""
     if not ours or len(ours) > _LIBRARY_MAX_CHARS:
         return ours
-    parser = EmailReplyParser(languages=list(languages))
+    known = [lang for lang in languages if lang.lower() in _LIBRARY_LANGUAGES]
+    parser = EmailReplyParser(languages=known)
     theirs: str | None = parser.parse_reply(text=ours)
     if not theirs or _first_line(theirs) != _first_line(ours):
         return ours

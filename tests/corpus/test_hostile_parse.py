@@ -255,11 +255,11 @@ def test_delimiters_are_counted_before_parsing(raw: bytes, is_refused: bool) -> 
             ("notes.txt",),
         ),
         (
-            "uuencode_inline.eml",
+            "uuencode_inline.eml",  # the file is an attachment (issue 16)
             MARIE,
             "uuencode dans le texte",
-            "begin 644 notes.txt",
-            (),
+            "voici le journal :\n\n\nMerci.",
+            ("notes.txt",),
         ),
         (
             "tnef_winmail.eml",
@@ -346,7 +346,7 @@ def test_hostile_file_names_are_kept_as_metadata_only() -> None:
         "\uff0e\uff0e\uff0fsecret.txt",
         "\u202egnp.exe",
         ".",
-        "",
+        "attachment-1.bin",  # no name: one from its type (issue 16)
     ]
 
 

@@ -496,10 +496,22 @@ def test_named_inline_text_is_body_and_attachment() -> None:
 @pytest.mark.parametrize(
     ("part_headers", "filename", "is_inline", "content_id"),
     [
-        ("Content-Type: image/png\nContent-ID: <Img-1@X>", "", True, "Img-1@X"),
-        ("Content-Type: image/png", "", False, ""),
-        ("Content-Type: text/calendar; method=REQUEST", "", False, ""),
-        ("Content-Type: text/plain\nContent-Disposition: attachment", "", False, ""),
+        # a part without a name is named from its type (issue 16)
+        (
+            "Content-Type: image/png\nContent-ID: <Img-1@X>",
+            "image-1.png",
+            True,
+            "Img-1@X",
+        ),
+        ("Content-Type: image/png", "image-1.png", False, ""),
+        ("Content-Type: text/calendar; method=REQUEST", "attachment-1.ics", False, ""),
+        (
+            "Content-Type: text/plain\nContent-Disposition: attachment",
+            "attachment-1.txt",
+            False,
+            "",
+        ),
+        ("Content-Type: application/x-unknown-kind", "attachment-1.bin", False, ""),
         (
             "Content-Type: application/zip\n"
             'Content-Disposition: attachment; filename="\xd0\xa4\xd0\x9d\xd0\xa1.zip"',

@@ -1,5 +1,8 @@
 """core/quotes.py: only the new text of a reply counts (SPEC "Replies and keywords")."""
 
+# Replies in Russian and Chinese: their letters and punctuation are the point.
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 import csv
@@ -455,3 +458,260 @@ def test_very_long_new_text_is_cut_by_our_rules_alone() -> None:
 def test_library_cut_after_a_repeated_line() -> None:
     reply = "ACCEPT\nok\nok\n\nTo: Paul <paul@example.com>\nSubject: Printer\n"
     assert new_text(reply) == "ACCEPT\nok\nok"
+
+
+# Replies written for issue 16, one per quoting style the first rules missed:
+# (client, reply as sent, expected new text).
+LANGUAGE_SAMPLES = [
+    (
+        "ru-thunderbird-attribution",
+        "ПРИНЯТЬ\nВсё работает, спасибо.\n\n"
+        "15.11.2021 19:42, пользователь Helpdesk написал:\n"
+        "Ваша заявка решена. Ответьте ПРИНЯТЬ или ОТКЛОНИТЬ.\n",
+        "ПРИНЯТЬ\nВсё работает, спасибо.",
+    ),
+    (
+        "ru-outlook-header-block",
+        "ОТКЛОНИТЬ\nПринтер снова не печатает.\n\n"
+        "От: Helpdesk <helpdesk@example.com>\n"
+        "Отправлено: 15 ноября 2021 г. 19:42\n"
+        "Кому: Иван Петров <ivan@example.com>\n"
+        "Тема: [HD I211115_0001] Принтер\n\n"
+        "Ваша заявка решена.\n",
+        "ОТКЛОНИТЬ\nПринтер снова не печатает.",
+    ),
+    (
+        "ru-iphone-signature",
+        "ПРИНЯТЬ\n\nОтправлено с iPhone\n\nВаша заявка решена.\n",
+        "ПРИНЯТЬ",
+    ),
+    (
+        "de-gmail-wrapped-attribution",
+        "ACCEPT\nDanke, läuft wieder.\n\n"
+        "Helpdesk <helpdesk@example.com> schrieb am Fr., 28.\n"
+        "Jan. 2016 um 10:15:\n"
+        "Ihr Ticket wurde gelöst.\n",
+        "ACCEPT\nDanke, läuft wieder.",
+    ),
+    (
+        "no-gmail-attribution",
+        "ACCEPT\nTakk, det virker.\n\n"
+        "Den tor. 28. jan. 2016 kl. 10:15 skrev Helpdesk <helpdesk@example.com>:\n"
+        "Saken din er løst.\n",
+        "ACCEPT\nTakk, det virker.",
+    ),
+    (
+        "no-ipad-signature",
+        "ACCEPT\n\nSendt fra min iPad\n\nSaken din er løst.\n",
+        "ACCEPT",
+    ),
+    (
+        "da-outlook-header-block",
+        "REFUSE\nSkærmen er stadig sort.\n\n"
+        "Fra: Helpdesk <helpdesk@example.com>\n"
+        "Sendt: 28. januar 2016 10:15\n"
+        "Til: Mette Hansen <mette@example.com>\n"
+        "Emne: Skærm\n\n"
+        "Din sag er løst.\n",
+        "REFUSE\nSkærmen er stadig sort.",
+    ),
+    (
+        "sv-outlook-header-block",
+        "ACCEPT\nTack, det fungerar.\n\n"
+        "Från: Helpdesk <helpdesk@example.com>\n"
+        "Skickat: den 28 januari 2016 10:15\n"
+        "Till: Anna Svensson <anna@example.com>\n"
+        "Ämne: Skrivare\n\n"
+        "Ditt ärende är löst.\n",
+        "ACCEPT\nTack, det fungerar.",
+    ),
+    (
+        "sv-iphone-signature",
+        "ACCEPT\n\nSkickat från min iPhone\n\nDitt ärende är löst.\n",
+        "ACCEPT",
+    ),
+    (
+        "pt-gmail-wrapped-attribution",
+        "ACCEPT\nObrigado, funciona.\n\n"
+        "Em sex., 28 de jan. de 2016 às 10:15, Helpdesk <helpdesk@example.com>\n"
+        "escreveu:\n"
+        "O seu pedido foi resolvido.\n",
+        "ACCEPT\nObrigado, funciona.",
+    ),
+    (
+        "pt-iphone-signature",
+        "ACCEPT\n\nEnviado do meu iPhone\n\nO seu pedido foi resolvido.\n",
+        "ACCEPT",
+    ),
+    (
+        "pl-thunderbird-wrapped-attribution",
+        "ACCEPT\nDziękuję, działa.\n\n"
+        "W dniu 28.01.2016 o 10:15, użytkownik Helpdesk <helpdesk@example.com>\n"
+        "napisał:\n"
+        "Zgłoszenie zostało rozwiązane.\n",
+        "ACCEPT\nDziękuję, działa.",
+    ),
+    (
+        "pl-outlook-header-block",
+        "REFUSE\nNadal nie działa.\n\n"
+        "Od: Helpdesk <helpdesk@example.com>\n"
+        "Wysłano: czwartek, 28 stycznia 2016 10:15\n"
+        "Do: Jan Kowalski <jan@example.com>\n"
+        "Temat: Drukarka\n\n"
+        "Zgłoszenie zostało rozwiązane.\n",
+        "REFUSE\nNadal nie działa.",
+    ),
+    (
+        "pl-iphone-signature",
+        "ACCEPT\n\nWysłane z iPhone'a\n\nZgłoszenie zostało rozwiązane.\n",
+        "ACCEPT",
+    ),
+    (
+        "nl-apple-mail-attribution",
+        "ACCEPT\nBedankt, het werkt.\n\n"
+        "Op 28 jan. 2016, om 10:15 heeft Helpdesk <helpdesk@example.com>"
+        " het volgende geschreven:\n\n"
+        "Uw melding is opgelost.\n",
+        "ACCEPT\nBedankt, het werkt.",
+    ),
+    (
+        "nl-outlook-header-block",
+        "REFUSE\nHet werkt nog steeds niet.\n\n"
+        "Van: Helpdesk <helpdesk@example.com>\n"
+        "Verzonden: donderdag 28 januari 2016 10:15\n"
+        "Aan: Jan de Vries <jan@example.com>\n"
+        "Onderwerp: Printer\n\n"
+        "Uw melding is opgelost.\n",
+        "REFUSE\nHet werkt nog steeds niet.",
+    ),
+    (
+        "nl-iphone-signature",
+        "ACCEPT\n\nVerzonden vanaf mijn iPhone\n\nUw melding is opgelost.\n",
+        "ACCEPT",
+    ),
+    (
+        "cs-thunderbird-wrapped-attribution",
+        "ACCEPT\nDěkuji, funguje to.\n\n"
+        "Dne 28. 1. 2016 v 10:15 Helpdesk <helpdesk@example.com>\n"
+        "napsal(a):\n"
+        "Váš požadavek byl vyřešen.\n",
+        "ACCEPT\nDěkuji, funguje to.",
+    ),
+    (
+        "ja-outlook-header-block",
+        "ACCEPT\nありがとうございます。\n\n"
+        "差出人: Helpdesk <helpdesk@example.com>\n"
+        "送信日時: 2016年1月28日 10:15\n"
+        "宛先: 山田 <yamada@example.com>\n"
+        "件名: プリンター\n\n"
+        "チケットは解決されました。\n",
+        "ACCEPT\nありがとうございます。",
+    ),
+    (
+        "zh-attribution",
+        "ACCEPT\n谢谢，已经好了。\n\n"
+        "2016年1月28日 10:15，Helpdesk <helpdesk@example.com> 写道：\n"
+        "您的工单已解决。\n",
+        "ACCEPT\n谢谢，已经好了。",
+    ),
+    (
+        "ko-iphone-signature",
+        "ACCEPT\n\n내 iPhone에서 보냄\n\n티켓이 해결되었습니다.\n",
+        "ACCEPT",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [(reply, expected) for _, reply, expected in LANGUAGE_SAMPLES],
+    ids=[client for client, _, _ in LANGUAGE_SAMPLES],
+)
+def test_reply_in_other_languages_gives_only_the_new_text(
+    reply: str, expected: str
+) -> None:
+    assert new_text(reply) == expected
+
+
+# New text in those languages that looks a little like a quote header.
+KEPT_IN_OTHER_LANGUAGES = [
+    "Den skrivaren på plan 2 skrev ut tomma sidor.\nTack",
+    "Op de tweede verdieping schreef iemand: printer kapot.",
+    "Fra: regnskab\nTil: mig\ntak",
+    "Sendt fra min kollega, som har samme problem.",
+    "W dniu wczorajszym drukarka nie działała.\nPozdrawiam",
+]
+
+
+@pytest.mark.parametrize("text", KEPT_IN_OTHER_LANGUAGES)
+def test_text_in_other_languages_without_quote_is_kept(text: str) -> None:
+    assert new_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            "2 PCs are down.\n"
+            "Den 28. jan. 2016 kl. 10:15 skrev Helpdesk <h@example.com>:\n"
+            "> Resolved.\n",
+            "2 PCs are down.",
+        ),
+        (
+            "NOTE\n15 printers checked.\n"
+            "15.11.2021 19:42, пользователь Helpdesk написал:\nВаша заявка решена.\n",
+            "NOTE\n15 printers checked.",
+        ),
+        ("NOTE\nThe disk is full.\nData: 5 GB used\nDo: nothing yet", None),
+    ],
+    ids=["dated-text-above-attribution", "dated-line-kept", "polish-headers-alone"],
+)
+def test_text_next_to_a_new_attribution_is_kept(
+    reply: str, expected: str | None
+) -> None:
+    assert new_text(reply) == (reply if expected is None else expected)
+
+
+# Styles the corpus showed beyond the issue's list: (client, reply, new text).
+MORE_LANGUAGE_SAMPLES = [
+    (
+        "ru-gmail-attribution-without-verb",
+        "ПРИНЯТЬ\n\nср, 30 апр. 2025\u202fг. в 15:19, Helpdesk <h@example.com>:\n\n"
+        "Ваша заявка решена.\n",
+        "ПРИНЯТЬ",
+    ),
+    (
+        "fi-gmail-wrapped-attribution",
+        "ACCEPT\nKiitos, toimii.\n\npe 20. lokakuuta 2017 klo 17.50 Helpdesk\n"
+        "<h@example.com> kirjoitti:\n\nTiketti on ratkaistu.\n",
+        "ACCEPT\nKiitos, toimii.",
+    ),
+    (
+        "ru-mailru-signature",
+        "ACCEPT\n\nОтправлено из мобильной Почты Mail.ru\n\nЗаявка решена.\n",
+        "ACCEPT",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [(reply, expected) for _, reply, expected in MORE_LANGUAGE_SAMPLES],
+    ids=[client for client, _, _ in MORE_LANGUAGE_SAMPLES],
+)
+def test_more_styles_give_only_the_new_text(reply: str, expected: str) -> None:
+    assert new_text(reply) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ACCEPT\nSendt fra lageret i dag.\nMvh",
+        "REFUSE\nОтправлено с задержкой\nспасибо",
+        "NOTE\nWysłane z opóźnieniem\nok",
+        "NOTE\nEnviado do escritório ontem\nok",
+        "NOTE\nSendt fra mailserveren i går\nok",
+    ],
+)
+def test_sent_from_without_a_device_is_text(text: str) -> None:
+    assert new_text(text) == text
