@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from maild.adapters.database.models import MailRow, OutboxRow, TicketRow
 from maild.config import load_settings
+from maild.core.limits import REFUSAL_REASONS
 from maild.domain import FINAL_STATES, MailOrigin, MailState
 from maild.runtime import daemon
 from tests.support.corpus import corpus_files
@@ -44,6 +45,7 @@ def test_corpus_mail_all_end_somewhere(corpus_dir: Path, tmp_path: Path) -> None
             if (
                 _last_state(parts) is not MailState.DONE
                 and _outbox_rows(parts) != before
+                and not _is_refusal(parts)  # its sender is told why, by design
             ):
                 answered_machine_mail.append((path, disposition))
         elapsed = time.monotonic() - start
@@ -93,6 +95,14 @@ def _every_robot_or_quarantined_mail_has_its_reason_listed(
     ]
     assert unexplained == []
     assert all(m["reason"] is None for m in listed if m["outcome"] == "ticket")
+
+
+def _is_refusal(parts: daemon.Parts) -> bool:
+    """The last mail was refused over a limit or as unreadable: a person who
+    sent it is told why (SPEC, core/limits.REFUSAL_REASONS)."""
+    with parts.store.reading() as session:
+        row = session.execute(select(MailRow).order_by(MailRow.id.desc())).scalar()
+    return row is not None and row.reason.split(":")[0] in REFUSAL_REASONS
 
 
 def _replies(mails: list[MailRow]) -> int:
