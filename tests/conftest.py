@@ -1,9 +1,22 @@
-"""Shared pytest wiring: fixtures live in tests/support and are registered here."""
+"""Shared pytest wiring: fixtures live in tests/support and are registered here.
+
+Property tests (hypothesis) run under a profile: `dev` by default, so that the
+unit layer stays a quick loop, and `ci` under tests/run (HYPOTHESIS_PROFILE=ci),
+which tries six times as many examples. A test that sets `max_examples` itself
+keeps it under both.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("dev", max_examples=50)
+settings.register_profile("ci", max_examples=300)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 pytest_plugins = [
     "tests.support.corpus",
     "tests.support.smtp_sink",
     "tests.support.dovecot",
     "tests.support.postgres",
-    "tests.support.crash",
 ]

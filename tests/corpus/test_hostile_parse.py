@@ -140,6 +140,13 @@ def test_each_limit_has_its_reason(
     assert caught.value.reason in REFUSAL_REASONS
 
 
+def test_nesting_past_the_interpreter_is_refused_with_a_reason() -> None:
+    # With the limits lifted, the depth Python itself can recurse is the bound.
+    limits = ParseLimits(max_mime_depth=10**6, max_parts=10**6)
+    with pytest.raises(TooDeep, match="nested too deeply"):
+        parse_mail(nested(3000), limits=limits)
+
+
 @pytest.mark.parametrize(
     ("raw", "limits"),
     [

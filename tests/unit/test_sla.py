@@ -451,7 +451,7 @@ MOMENTS = st.datetimes(
 DELAYS = st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=300))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(start=MOMENTS, delay=DELAYS, cal=st.sampled_from(CALENDARS))
 def test_between_inverts_add(
     start: datetime, delay: timedelta, cal: BusinessCalendar
@@ -464,7 +464,7 @@ def test_between_inverts_add(
     assert is_business_time(opening, cal)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(start=MOMENTS, first=DELAYS, second=DELAYS, cal=st.sampled_from(CALENDARS))
 def test_add_is_additive(
     start: datetime, first: timedelta, second: timedelta, cal: BusinessCalendar

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from maild.core.workflow import allowed_in, is_transition, next_state, state_after
@@ -35,14 +33,21 @@ def test_transition(state: TicketState, event: EventKind, after: TicketState) ->
     assert allowed_in(state, event)
 
 
-@pytest.mark.parametrize(
-    ("state", "event"),
-    [pair for pair in itertools.product(TicketState, EventKind) if pair not in _KNOWN],
-)
-def test_any_other_pair_is_no_transition(state: TicketState, event: EventKind) -> None:
-    with pytest.raises(InvalidTransition) as caught:
-        next_state(state, event)
-    assert (caught.value.state, caught.value.event) == (state, event)
+@pytest.mark.parametrize("state", list(TicketState))
+def test_any_other_pair_is_no_transition(state: TicketState) -> None:
+    """Every (state, event) pair outside TRANSITIONS; a failure lists them all."""
+    moved = []
+    for event in EventKind:
+        if (state, event) in _KNOWN:
+            continue
+        try:
+            next_state(state, event)
+        except InvalidTransition as refused:
+            if (refused.state, refused.event) != (state, event):
+                moved.append(f"{event}: refusal names {refused.state}/{refused.event}")
+        else:
+            moved.append(f"{event}: moves the ticket")
+    assert moved == []
 
 
 @pytest.mark.parametrize(
@@ -81,19 +86,21 @@ STAYING = {
 }
 
 
-@pytest.mark.parametrize(
-    ("state", "event"), list(itertools.product(TicketState, list(STAYING)))
-)
-def test_event_that_does_not_move_the_ticket(
-    state: TicketState, event: EventKind
-) -> None:
-    fits = state in STAYING[event]
-    assert allowed_in(state, event) is fits
-    if fits:
-        assert state_after(state, event) is state
-    else:
-        with pytest.raises(InvalidTransition):
-            state_after(state, event)
+@pytest.mark.parametrize("state", list(TicketState))
+def test_event_that_does_not_move_the_ticket(state: TicketState) -> None:
+    """Each staying event fits where STAYING says, and leaves the state as it is."""
+    wrong = []
+    for event, states in STAYING.items():
+        fits = state in states
+        if allowed_in(state, event) is not fits:
+            wrong.append(f"{event}: allowed_in is {not fits}")
+        try:
+            after = state_after(state, event)
+        except InvalidTransition:
+            after = None
+        if after is not (state if fits else None):
+            wrong.append(f"{event}: state_after gives {after}")
+    assert wrong == []
 
 
 @pytest.mark.parametrize("event", list(EventKind))
