@@ -348,6 +348,10 @@ class Ticket:
     rating_score: int | None = None
     rating_comment: str | None = None
     source_mail_id: int | None = None
+    # The trusted MTA's verdict when it did not vouch for the requester's
+    # address (e.g. "dmarc=fail"): while set, only staff are told of the
+    # ticket; the first mail a staff member writes on it clears it.
+    unverified_sender: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +374,7 @@ class TicketView:
     watchers: tuple[Person, ...] = ()
     attachment_names: tuple[str, ...] = ()
     first_call_at: datetime | None = None
+    unverified_sender: str = ""  # the trusted MTA's verdict, while staff alone know
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,13 @@ from maild.core.permissions import (
 )
 from maild.core.quotes import new_text
 from maild.core.sla import BusinessCalendar
-from maild.core.tickets import INTERNAL_EVENTS, after_command, facts_of, ticket_view
+from maild.core.tickets import (
+    INTERNAL_EVENTS,
+    after_command,
+    after_staff_mail,
+    facts_of,
+    ticket_view,
+)
 from maild.domain import (
     CommandResult,
     EventKind,
@@ -114,6 +120,7 @@ class ApplyReply:
         parsed = parse_commands(new_text(mail.command_text))
         comment = _with_enclosed(parsed.comment, mail)
         identity = self._identity(ticket, mail)
+        self._lift_hold(reply, is_verified=identity.is_verified)
         is_stranger = not actor.is_staff and not roles_of(actor, reply.facts())
         if ticket.status is TicketState.CLOSED and not self._works_closed(
             actor, ticket, parsed.commands, now
@@ -208,6 +215,20 @@ class ApplyReply:
                 },
             )
         return identity
+
+    def _lift_hold(self, reply: _Reply, *, is_verified: bool) -> None:
+        """A staff member wrote on a ticket held for its unverified sender:
+        from now on its requester, beneficiary and watchers are told."""
+        held = reply.ticket
+        reply.ticket = after_staff_mail(held, reply.actor, is_verified=is_verified)
+        if reply.ticket is held:
+            return
+        reply.tx.save_ticket(reply.ticket)
+        reply.event(
+            EventKind.NOTE,
+            f"hold lifted: the sender was not verified ({held.unverified_sender})",
+            is_internal=True,
+        )
 
     def _unverified(self, reply: _Reply, entry: Command | RefusedLine) -> CommandResult:
         """Refuse a command whose sender the trusted MTA did not vouch for.

@@ -6,6 +6,12 @@ accepted domains (core/classify), who is told from core/notify. The ticket,
 its watchers, its first event, its attachments and the notifications are
 written in one transaction; a sender over `limits.new_tickets_per_hour` gets
 no ticket: the mail is quarantined and its sender told once an hour.
+
+With trusted Authentication-Results configured, a sender the trusted MTA
+does not vouch for still gets a ticket (a person may be behind a broken
+forwarder), but the ticket keeps the verdict: staff see it in the
+announcement and the history, and nothing goes to the requester, the
+beneficiary or the watchers until a staff member writes on the ticket.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from maild.app.ports import DeskSession, NewEvent
+from maild.app.ports import MAILD, DeskSession, NewEvent
 from maild.app.queue_notifications import Outbound
 from maild.app.staff import staff_role
 from maild.config import Settings
@@ -23,6 +29,7 @@ from maild.core import notify
 from maild.core.addresses import is_accepted, is_plain_mailbox
 from maild.core.classify import NewTicket
 from maild.core.fields import extract_fields
+from maild.core.identity import check_sender
 from maild.core.numbering import counter_name, ticket_day
 from maild.core.sla import BusinessCalendar
 from maild.core.tickets import ticket_view
@@ -103,6 +110,8 @@ class OpenTicket:
             ),
         )
         tx.add_attachments(ticket.id, event_id, mail.attachments)
+        if ticket.unverified_sender:
+            self._hold(tx, ticket, mail, now)
         view = ticket_view(ticket, watchers, [a.filename for a in mail.attachments])
         opened = notify.TicketOpened(view, *note, mail.message_id)
         self.outbound.queue_all(tx, opened, ticket, now, mail)
@@ -150,6 +159,40 @@ class OpenTicket:
             callback_due_at=timers.breach_at,
             timers=timers,
             source_mail_id=record.id,
+            unverified_sender=self._verdict(mail),
+        )
+
+    def _verdict(self, mail: InboundMail) -> str:
+        """Why the trusted MTA did not vouch for the sender; "" when it did,
+        or when no trusted server is configured."""
+        identity = check_sender(
+            mail.sender.address,
+            mail.authentication_results,
+            self.settings.trusted_authserv_ids,
+        )
+        return "" if identity.is_verified else identity.detail
+
+    def _hold(
+        self, tx: DeskSession, ticket: Ticket, mail: InboundMail, now: datetime
+    ) -> None:
+        """Say in the history why only staff are told, and log it."""
+        text = (
+            f"sender not verified ({ticket.unverified_sender}): nothing goes to "
+            "the requester, the beneficiary or the watchers until staff write "
+            "on this ticket"
+        )
+        note = NewEvent(
+            EventKind.NOTE, MAILD, now, text, mail.message_id, is_internal=True
+        )
+        tx.add_event(ticket.id, note)
+        log.warning(
+            "sender not verified",
+            extra={
+                "ticket": ticket.number,
+                "sender": mail.sender.address,
+                "msgid": mail.message_id,
+                "reason": ticket.unverified_sender,
+            },
         )
 
     def _beneficiary(

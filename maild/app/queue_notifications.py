@@ -6,7 +6,8 @@ what is decided in core/notify; here, before anything is rendered,
 recipients outside the accepted domains who are not staff are dropped (the
 Ticket Trick safety net), and automatic answers to people outside the staff
 pass the per-address caps and the per-ticket ladder (core/notify decides);
-a robot, or a sender asking for no automatic answer, gets none (core/robots).
+a robot, or a sender asking for no automatic answer, gets none (core/robots);
+while a ticket's sender is unverified (open_ticket), only staff are told.
 Each mail gets its Message-ID here, bound to its ticket's token.
 """
 
@@ -178,6 +179,8 @@ class Outbound:
     ) -> tuple[str, ...]:
         """The recipients maild may mail at all: accepted domains, or staff."""
         accepted = self.settings.helpdesk.accepted_domains
+        if ticket is not None and ticket.unverified_sender:
+            return self._staff_only(notification, ticket, staff)
         kept: list[str] = []
         for address in valid_recipients(notification.to):
             if notify.may_receive(address, accepted, staff):
@@ -190,6 +193,23 @@ class Outbound:
                     address,
                 )
         return tuple(kept)
+
+    def _staff_only(
+        self, notification: Notification, ticket: Ticket, staff: frozenset[str]
+    ) -> tuple[str, ...]:
+        """The recipients on a ticket whose sender is unverified: staff alone
+        (the pool among them)."""
+        addresses = valid_recipients(notification.to)
+        kept = tuple(a for a in addresses if a.lower() in staff)
+        if len(kept) < len(addresses):
+            log.warning(
+                "ticket=%s %s to %s held: sender not verified (%s)",
+                ticket.number,
+                notification.template,
+                ", ".join(a for a in addresses if a not in kept),
+                ticket.unverified_sender,
+            )
+        return kept
 
     def _is_over_ladder(self, tx: DeskSession, ticket: Ticket, now: datetime) -> bool:
         limits = self.settings.limits

@@ -66,6 +66,7 @@ def ticket_view(
         callback_due_at=ticket.callback_due_at,
         watchers=tuple(watchers),
         attachment_names=tuple(attachment_names),
+        unverified_sender=ticket.unverified_sender,
     )
 
 
@@ -79,6 +80,15 @@ def facts_of(ticket: Ticket, watchers: Sequence[Person] = ()) -> TicketFacts:
         watchers=frozenset(w.address for w in watchers),
         close_reason=ticket.close_reason,
     )
+
+
+def after_staff_mail(ticket: Ticket, actor: Actor, *, is_verified: bool) -> Ticket:
+    """The ticket once a mail from its sender has been read: a verified mail
+    from staff lifts the hold an unverified requester put on it (staff have
+    seen it; from now on the requester is told as on any ticket)."""
+    if ticket.unverified_sender and actor.is_staff and is_verified:
+        return replace(ticket, unverified_sender="")
+    return ticket
 
 
 def after_command(

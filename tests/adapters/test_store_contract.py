@@ -177,6 +177,7 @@ def every_field(n: int, mail_id: int) -> Ticket:
         rating_score=4,
         rating_comment="Merci",
         source_mail_id=mail_id,
+        unverified_sender="dmarc=fail",
     )
 
 

@@ -1270,3 +1270,26 @@ def test_fr_and_en_have_the_same_templates() -> None:
         for lang in ("fr", "en")
     }
     assert names["fr"] == names["en"]
+
+
+@pytest.mark.parametrize(
+    ("language", "warning"),
+    [
+        ("en", "Sender not verified: the mail server did not vouch for"),
+        ("fr", "Expéditeur non vérifié : le serveur ne garantit pas l'adresse"),
+    ],
+)
+def test_the_pool_sees_why_a_new_tickets_sender_is_unverified(
+    language: str, warning: str
+) -> None:
+    held = make_ticket(unverified_sender="dmarc=fail")
+    notification = make_notification("announcement", Audience.POOL, ticket=held)
+    text, html = texts(language, notification)
+    said = f"{warning} jeanne.martin@example.com (dmarc=fail)"
+    assert said in text
+    assert in_html("dmarc=fail", html)
+    assert in_html(warning.split(":")[0], html)
+    assert_clean(text)
+    plain, _ = texts(language, make_notification("announcement", Audience.POOL))
+    assert warning not in plain
+    assert "dmarc" not in plain

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_workflow import Desk, open_ticket, text_of
+from tests.integration.test_workflow import POOL, Desk, open_ticket, text_of
 from tests.support.daemon import Daemon, start_daemon
 from tests.support.smtp_sink import ReceivedMail, SmtpSink
 from tests.support.waiting import wait_until
@@ -54,6 +54,11 @@ def desk(daemon: Daemon, smtp_sink: SmtpSink) -> Desk:
     return Desk(daemon, smtp_sink)
 
 
+def open_verified(desk: Desk) -> tuple[str, ReceivedMail, ReceivedMail]:
+    """Marie's ticket, her mail passed by the trusted server."""
+    return open_ticket(desk, Authentication_Results=PASS)
+
+
 def events(desk: Desk, number: str, kind: str) -> list[dict[str, Any]]:
     return [e for e in desk.ticket(number)["events"] if e["kind"] == kind]
 
@@ -62,11 +67,35 @@ def notices_to(desk: Desk, number: str, address: str) -> list[str]:
     return [e["text"] for e in events(desk, number, "notified") if address in e["text"]]
 
 
+def test_a_spoofed_new_ticket_is_opened_and_only_staff_hear_of_it(desk: Desk) -> None:
+    body = "Application: Payroll\n\nPlease send me the payslips of the team."
+    desk.send(MARIE, "Payslips", body, Authentication_Results=FAIL)
+    announcement = desk.next_to(POOL)
+    assert "Sender not verified" in text_of(announcement)
+    assert "dmarc=fail" in text_of(announcement)
+    (listed,) = desk.daemon.maild("tickets", "list", "--json")
+    ticket = desk.ticket(listed["number"])
+    assert ticket["unverified_sender"] == "dmarc=fail"
+    assert not [m for m in desk.sink.messages if MARIE in m.rcpt_tos]
+
+    # A technician takes it from a verified mail: the requester is told again.
+    desk.send(
+        ALICE,
+        f"Re: {announcement.message['Subject']}",
+        "CLAIM",
+        announcement,
+        Authentication_Results=PASS,
+    )
+    claimed = desk.next_to(MARIE)
+    assert ALICE in text_of(claimed)
+    assert desk.ticket(listed["number"])["unverified_sender"] is None
+
+
 @pytest.mark.parametrize("header", [FAIL, FORGED], ids=["dmarc_fail", "forged_ar"])
 def test_a_spoofed_command_changes_nothing_and_is_refused(
     desk: Desk, header: str
 ) -> None:
-    number, _, announcement = open_ticket(desk)
+    number, _, announcement = open_verified(desk)
     desk.send(
         ALICE,
         f"Re: {announcement.message['Subject']}",
@@ -96,7 +125,7 @@ def test_a_spoofed_command_changes_nothing_and_is_refused(
 
 
 def test_the_ticket_trick(desk: Desk) -> None:
-    number, _, _ = open_ticket(desk)
+    number, _, _ = open_verified(desk)
     sent_before = len(desk.sink.messages)
 
     # A third-party service's verification mail, sent to the helpdesk address.
@@ -144,7 +173,7 @@ def ooo_reply(
 
 
 def test_an_out_of_office_responder_gets_no_answer(desk: Desk) -> None:
-    number, confirmation, announcement = open_ticket(desk)
+    number, confirmation, announcement = open_verified(desk)
     desk.send(
         ALICE,
         "Re: x",
@@ -178,7 +207,7 @@ def test_an_out_of_office_responder_gets_no_answer(desk: Desk) -> None:
 
 
 def test_a_robot_no_check_recognises_is_stopped_by_the_ladder(desk: Desk) -> None:
-    number, confirmation, _ = open_ticket(desk)  # answer 1 on the ladder
+    number, confirmation, _ = open_verified(desk)  # answer 1 on the ladder
     desk.send(
         CHEF, f"Re: [HD {number}]", "CANCEL duplicate", Authentication_Results=PASS
     )

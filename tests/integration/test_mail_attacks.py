@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_hostile_senders import EXTRA, events
+from tests.integration.test_hostile_senders import EXTRA, events, open_verified
 from tests.integration.test_workflow import (
     ALICE,
     CHEF,
@@ -205,7 +205,7 @@ def test_1_forged_authentication_results_change_nothing(
     start: Callable[[str], Desk], top: Fields
 ) -> None:
     desk = start(EXTRA)
-    number, _, announcement = open_ticket(desk)
+    number, _, announcement = open_verified(desk)
     reply_as_alice(desk, number, announcement, top, "CLAIM\nRESOLVED fixed (forged)")
     ticket = desk.ticket(number)
     assert (ticket["status"], ticket["owner"]) == ("new", None)
@@ -219,7 +219,7 @@ def test_1_control_the_trusted_server_s_own_top_field_counts(
     start: Callable[[str], Desk],
 ) -> None:
     desk = start(EXTRA)
-    number, _, announcement = open_ticket(desk)
+    number, _, announcement = open_verified(desk)
     top = ((AR, DKIM_PASS), ("Received", HOP), (AR, REAL_AR))
     reply_as_alice(desk, number, announcement, top, "CLAIM")
     ticket = desk.ticket(number)

@@ -111,8 +111,9 @@ def desk(daemon: Daemon, smtp_sink: SmtpSink) -> Desk:
     return Desk(daemon, smtp_sink)
 
 
-def open_ticket(desk: Desk) -> tuple[str, ReceivedMail, ReceivedMail]:
-    desk.send(MARIE, "Printer broken", "Application: Printing\n\nNothing prints.")
+def open_ticket(desk: Desk, **headers: str) -> tuple[str, ReceivedMail, ReceivedMail]:
+    body = "Application: Printing\n\nNothing prints."
+    desk.send(MARIE, "Printer broken", body, **headers)
     confirmation = desk.next_to(MARIE)
     announcement = desk.next_to(POOL)
     number = desk.daemon.maild("tickets", "list", "--json")[-1]["number"]

@@ -94,6 +94,7 @@ class TicketRow(Base):
     rating_score: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     source_mail_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"))
+    unverified_sender: Mapped[str] = mapped_column(Text, server_default="", default="")
     # SLA timers (core/timers.py): the next moment each is due, or NULL.
     reminder_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     breach_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)

@@ -66,6 +66,7 @@ def ticket_json(
         "resolved_at": iso(row.resolved_at),
         "closed_at": iso(row.closed_at),
         "close_reason": row.close_reason,
+        "unverified_sender": row.unverified_sender or None,
         "rating": None
         if row.rating_score is None
         else {"score": row.rating_score, "comment": row.rating_comment or ""},

@@ -141,6 +141,7 @@ def ticket_of(row: Row[Any]) -> Ticket:
         rating_score=row.rating_score,
         rating_comment=row.rating_comment,
         source_mail_id=row.source_mail_id,
+        unverified_sender=row.unverified_sender,
     )
 
 
@@ -172,6 +173,7 @@ def saved_values(ticket: Ticket) -> dict[str, Any]:
         "rating_score": ticket.rating_score,
         "rating_comment": ticket.rating_comment,
         "source_mail_id": ticket.source_mail_id,
+        "unverified_sender": ticket.unverified_sender,
         "reminder_at": timers.reminder_at,
         "breach_at": timers.breach_at,
         "reannounce_at": timers.reannounce_at,
