@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import assert_never
 
+from maild.app.identity import sender_identity
 from maild.app.ports import DeskSession, NewEvent
 from maild.app.queue_notifications import Outbound
 from maild.app.staff import assignees, staff_role
 from maild.config import Settings
 from maild.core import notify
 from maild.core.commands import Command, CommandKind, RefusedLine, parse_commands
-from maild.core.identity import IdentityCheck, check_sender
 from maild.core.permissions import (
     Actor,
     Allowed,
@@ -119,7 +119,7 @@ class ApplyReply:
         reply = _Reply(tx, mail, mail_id, now, actor, added, ticket)
         parsed = parse_commands(new_text(mail.command_text))
         comment = _with_enclosed(parsed.comment, mail)
-        identity = self._identity(ticket, mail)
+        identity = sender_identity(self.settings, mail, ticket.number)
         self._lift_hold(reply, is_verified=identity.is_verified)
         is_stranger = not actor.is_staff and not roles_of(actor, reply.facts())
         if ticket.status is TicketState.CLOSED and not self._works_closed(
@@ -196,25 +196,6 @@ class ApplyReply:
         ticket = None if is_stranger else reply.ticket
         self.outbound.queue_all(reply.tx, answer, ticket, reply.now, reply.mail)
         return f"reply on closed {reply.ticket.number}"
-
-    def _identity(self, ticket: Ticket, mail: InboundMail) -> IdentityCheck:
-        """Check the sender against the trusted MTA's Authentication-Results."""
-        identity = check_sender(
-            mail.sender.address,
-            mail.authentication_results,
-            self.settings.trusted_authserv_ids,
-        )
-        if not identity.is_verified:
-            log.warning(
-                "sender not verified",
-                extra={
-                    "ticket": ticket.number,
-                    "sender": mail.sender.address,
-                    "msgid": mail.message_id,
-                    "reason": identity.detail,
-                },
-            )
-        return identity
 
     def _lift_hold(self, reply: _Reply, *, is_verified: bool) -> None:
         """A staff member wrote on a ticket held for its unverified sender:

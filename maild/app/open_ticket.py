@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from maild.app.identity import sender_identity
 from maild.app.ports import MAILD, DeskSession, NewEvent
 from maild.app.queue_notifications import Outbound
 from maild.app.staff import staff_role
@@ -29,7 +30,6 @@ from maild.core import notify
 from maild.core.addresses import is_accepted, is_plain_mailbox
 from maild.core.classify import NewTicket
 from maild.core.fields import extract_fields
-from maild.core.identity import check_sender
 from maild.core.numbering import counter_name, ticket_day
 from maild.core.sla import BusinessCalendar
 from maild.core.tickets import ticket_view
@@ -93,9 +93,11 @@ class OpenTicket:
             return held
         fields = extract_fields(mail.text)
         beneficiary, note = self._beneficiary(mail.sender, fields.beneficiary)
-        ticket = tx.add_ticket(
-            self._ticket(tx, record, mail, new, fields, beneficiary, now)
-        )
+        ticket = self._ticket(tx, record, mail, new, fields, beneficiary, now)
+        identity = sender_identity(self.settings, mail, ticket.number)
+        if not identity.is_verified:
+            ticket = replace(ticket, unverified_sender=identity.detail)
+        ticket = tx.add_ticket(ticket)
         watchers = self._watchers(mail, ticket.beneficiary)
         tx.add_watchers(ticket.id, watchers)
         event_id = tx.add_event(
@@ -159,23 +161,12 @@ class OpenTicket:
             callback_due_at=timers.breach_at,
             timers=timers,
             source_mail_id=record.id,
-            unverified_sender=self._verdict(mail),
         )
-
-    def _verdict(self, mail: InboundMail) -> str:
-        """Why the trusted MTA did not vouch for the sender; "" when it did,
-        or when no trusted server is configured."""
-        identity = check_sender(
-            mail.sender.address,
-            mail.authentication_results,
-            self.settings.trusted_authserv_ids,
-        )
-        return "" if identity.is_verified else identity.detail
 
     def _hold(
         self, tx: DeskSession, ticket: Ticket, mail: InboundMail, now: datetime
     ) -> None:
-        """Say in the history why only staff are told, and log it."""
+        """Say in the history why only staff are told."""
         text = (
             f"sender not verified ({ticket.unverified_sender}): nothing goes to "
             "the requester, the beneficiary or the watchers until staff write "
@@ -185,15 +176,6 @@ class OpenTicket:
             EventKind.NOTE, MAILD, now, text, mail.message_id, is_internal=True
         )
         tx.add_event(ticket.id, note)
-        log.warning(
-            "sender not verified",
-            extra={
-                "ticket": ticket.number,
-                "sender": mail.sender.address,
-                "msgid": mail.message_id,
-                "reason": ticket.unverified_sender,
-            },
-        )
 
     def _beneficiary(
         self, requester: Person, named: Person | None
