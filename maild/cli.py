@@ -37,7 +37,7 @@ from maild.config import (
     with_log_level,
 )
 from maild.core.addresses import normalize_address
-from maild.domain import MailOrigin, TicketState
+from maild.domain import MailDisposition, MailOrigin, TicketState
 from maild.errors import ConfigError, MaildError
 
 EXIT_USAGE = 2
@@ -204,6 +204,11 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
     if not _templates_render(settings):
         return EXIT_USAGE
+    problems = _oauth2_logins(settings)
+    for problem in problems:
+        print(f"maild: {problem}", file=sys.stderr)
+    if problems:
+        return 1
     intakes = [
         name
         for name, on in (("smtp", settings.smtp_intake), ("imap", settings.imap))
@@ -219,6 +224,66 @@ def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
         f"outbound mail: {relay})"
     )
     return 0
+
+
+def _oauth2_logins(settings: Settings) -> list[str]:
+    """Get a token and log in once with each OAuth2 login; say what failed.
+
+    A password login is left to the daemon's start, as before; an OAuth2 one
+    has more ways to be wrong (tenant, consent, the mailbox's permission) and
+    an admin wants to know before starting.
+    """
+    from imapclient.exceptions import LoginError
+
+    from maild.adapters.intake.imap import ImapIntake
+    from maild.adapters.oauth2 import TokenSource
+    from maild.adapters.outgoing.relay import SmtpRelay
+    from maild.errors import MailboxUnavailable, TransientError
+
+    problems: list[str] = []
+    imap, smtp = settings.imap, settings.smtp
+    if imap is not None and imap.oauth2 is not None:
+        intake = ImapIntake(imap, _NoHandler(),
+                            tokens=TokenSource(imap.oauth2, _now))  # fmt: skip
+        try:
+            intake.check_login()
+        except MailboxUnavailable as exc:
+            refused = isinstance(exc.__cause__, LoginError)
+            problems.append(f"imap: cannot log in: {exc}"
+                            + (_MAILBOX_REFUSED if refused else ""))  # fmt: skip
+        except TransientError as exc:
+            problems.append(f"imap: cannot log in: {exc}")
+        else:
+            print(f"imap: {imap.username} logged in with an OAuth2 token "
+                  f"({imap.oauth2.grant} grant)")  # fmt: skip
+    if smtp is not None and smtp.oauth2 is not None:
+        relay = SmtpRelay(smtp, tokens=TokenSource(smtp.oauth2, _now))
+        try:
+            relay.check_login()
+        except TransientError as exc:
+            problems.append(f"smtp: cannot log in: {exc}")
+        else:
+            print(f"smtp: {smtp.username} logged in with an OAuth2 token "
+                  f"({smtp.oauth2.grant} grant)")  # fmt: skip
+    return problems
+
+
+_MAILBOX_REFUSED = (
+    " -- the provider gave a token, but the server refused it for this mailbox:"
+    " with Microsoft 365, the application's service principal needs"
+    " Add-MailboxPermission on it (README, OAuth2 logins); check username too"
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _NoHandler:
+    """check-config logs in and out; it never reads a mail."""
+
+    def handle(self, raw: bytes, origin: MailOrigin) -> MailDisposition:
+        raise AssertionError("check-config reads no mail")
 
 
 def _templates_parser(commands: Any) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import ssl
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -19,6 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maild.core.addresses import is_plain_mailbox
+from maild.core.oauth2 import (
+    Endpoint,
+    EndpointProblem,
+    Grant,
+    Provider,
+    choose_grant,
+    endpoint,
+)
 from maild.core.sla import BusinessCalendar
 from maild.domain import SlaPolicy, Urgency
 from maild.errors import ConfigError
@@ -28,6 +38,16 @@ LOG_LEVEL_VAR = "MAILD_LOG_LEVEL"
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_OAUTH2_KEYS = (
+    "provider",
+    "tenant",
+    "client_id",
+    "client_secret_file",
+    "refresh_token_file",
+    "token_command",
+    "token_url",
+    "scope",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +63,25 @@ class HelpdeskSettings:
     name: str = ""  # how notifications name the desk; "": the templates' words
 
 
+class AuthMethod(StrEnum):
+    PASSWORD = "password"  # noqa: S105 - the method's name, no secret
+    OAUTH2 = "oauth2"  # SASL XOAUTH2 with a token from [imap.oauth2]/[smtp.oauth2]
+
+
+@dataclass(frozen=True, slots=True)
+class OAuth2Settings:
+    """Where a login gets its access token; see maild.adapters.oauth2."""
+
+    section: str  # "imap.oauth2" or "smtp.oauth2": how messages name the keys
+    provider: Provider
+    grant: Grant
+    endpoint: Endpoint
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)  # from client_secret_file
+    refresh_token_file: Path | None = None  # read, and rewritten when rotated
+    token_command: str = ""  # run by /bin/sh, as mutt and msmtp run theirs
+
+
 @dataclass(frozen=True, slots=True)
 class ImapSettings:
     host: str
@@ -54,6 +93,10 @@ class ImapSettings:
     done_folder: str
     quarantine_folder: str
     poll_seconds: int
+    starttls: bool = False  # with tls = false: STARTTLS before the login
+    ca_file: Path | None = None  # CAs trusted beside the system's
+    auth: AuthMethod = AuthMethod.PASSWORD
+    oauth2: OAuth2Settings | None = None  # with auth = "oauth2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +113,9 @@ class SmtpSettings:
     username: str
     password: str
     from_address: str
+    ca_file: Path | None = None  # CAs trusted beside the system's
+    auth: AuthMethod = AuthMethod.PASSWORD
+    oauth2: OAuth2Settings | None = None  # with auth = "oauth2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,9 +337,20 @@ def _imap(t: Mapping[str, Any], base: Path) -> ImapSettings:
             "done_folder",
             "quarantine_folder",
             "poll_seconds",
+            "starttls",
+            "ca_file",
+            "auth",
+            "oauth2",
         },
     )
     tls = _bool(t, "imap.tls", True)
+    starttls = _bool(t, "imap.starttls", False)
+    if tls and starttls:
+        raise ConfigError(
+            "imap.starttls", "tls = true is TLS from the start; for STARTTLS set "
+            "tls = false and starttls = true"
+        )  # fmt: skip
+    auth, oauth2 = _login(t, "imap", base)
     return ImapSettings(
         host=_str(t, "imap.host", "127.0.0.1"),
         port=_int(t, "imap.port", 993 if tls else 143, 1, 65535),
@@ -304,6 +361,10 @@ def _imap(t: Mapping[str, Any], base: Path) -> ImapSettings:
         done_folder=_str(t, "imap.done_folder", "maild/done"),
         quarantine_folder=_str(t, "imap.quarantine_folder", "maild/quarantine"),
         poll_seconds=_int(t, "imap.poll_seconds", 60, 1, 86400),
+        starttls=starttls,
+        ca_file=_ca_file(t, "imap", base),
+        auth=auth,
+        oauth2=oauth2,
     )
 
 
@@ -328,16 +389,149 @@ def _smtp(t: Mapping[str, Any], base: Path) -> SmtpSettings:
             "password",
             "password_file",
             "from_address",
+            "ca_file",
+            "auth",
+            "oauth2",
         },
     )
+    auth, oauth2 = _login(t, "smtp", base)
+    username = _str(t, "smtp.username", "")
+    if auth is AuthMethod.OAUTH2 and not username:
+        raise ConfigError(
+            "smtp.username", 'the mailbox to send as, with auth = "oauth2"'
+        )
     return SmtpSettings(
         host=_str(t, "smtp.host", "127.0.0.1"),
         port=_int(t, "smtp.port", 25, 1, 65535),
         starttls=_bool(t, "smtp.starttls", False),
-        username=_str(t, "smtp.username", ""),
+        username=username,
         password=_secret(t, "smtp", base),
         from_address=_address(t, "smtp.from_address", None),
+        ca_file=_ca_file(t, "smtp", base),
+        auth=auth,
+        oauth2=oauth2,
     )
+
+
+def _ca_file(t: Mapping[str, Any], section: str, base: Path) -> Path | None:
+    """The extra CA bundle, checked now: a wrong one would refuse every login."""
+    name = f"{section}.ca_file"
+    value = _str(t, name, "")
+    if not value:
+        return None
+    path = base / value
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=str(path))
+    except FileNotFoundError:
+        raise ConfigError(name, f"no file at {path}") from None
+    except OSError as exc:
+        raise ConfigError(name, f"cannot read {path}: {exc.strerror}") from None
+    except ssl.SSLError:
+        raise ConfigError(name, f"{path} holds no PEM certificate") from None
+    return path
+
+
+def _login(
+    t: Mapping[str, Any], section: str, base: Path
+) -> tuple[AuthMethod, OAuth2Settings | None]:
+    """The login method of [imap] or [smtp], and its token source's settings."""
+    text = _str(t, f"{section}.auth", AuthMethod.PASSWORD)
+    try:
+        auth = AuthMethod(text)
+    except ValueError:
+        raise ConfigError(
+            f"{section}.auth", f"{text!r} is not password or oauth2"
+        ) from None
+    if auth is AuthMethod.PASSWORD:
+        if "oauth2" in t:
+            raise ConfigError(f"{section}.oauth2", 'used only with auth = "oauth2"')
+        return auth, None
+    for key in ("password", "password_file"):
+        if key in t:
+            raise ConfigError(f"{section}.{key}", 'not used with auth = "oauth2"')
+    if "oauth2" not in t:
+        raise ConfigError(f"{section}.oauth2", 'missing: auth = "oauth2" needs it')
+    return auth, _oauth2(_table(t, "oauth2"), f"{section}.oauth2", base)
+
+
+def _oauth2(t: Mapping[str, Any], section: str, base: Path) -> OAuth2Settings:
+    _only(t, section, set(_OAUTH2_KEYS))
+    text = _str(t, f"{section}.provider", None)
+    try:
+        provider = Provider(text)
+    except ValueError:
+        raise ConfigError(
+            f"{section}.provider", f"{text!r} is not microsoft, google or custom"
+        ) from None
+    command = _str(t, f"{section}.token_command", "").strip()
+    secret_file = _str(t, f"{section}.client_secret_file", "")
+    refresh_file = _str(t, f"{section}.refresh_token_file", "")
+    grant = choose_grant(has_secret=bool(secret_file),
+                         has_refresh_token=bool(refresh_file),
+                         has_command=bool(command))  # fmt: skip
+    if grant is None:
+        raise ConfigError(
+            f"{section}.client_secret_file",
+            "name client_secret_file (client credentials), refresh_token_file "
+            "or token_command",
+        )
+    if command and (secret_file or refresh_file):
+        raise ConfigError(f"{section}.token_command",
+                          "alone: the command's token is used as it is")  # fmt: skip
+    if command:
+        try:
+            shlex.split(command)  # what /bin/sh will parse: catch an open quote
+        except ValueError as exc:
+            raise ConfigError(f"{section}.token_command", str(exc)) from None
+    client_id = _str(t, f"{section}.client_id", "").strip()
+    if grant is not Grant.COMMAND and not client_id:
+        raise ConfigError(f"{section}.client_id", f"required by the {grant} grant")
+    where = Endpoint("", "")  # the command knows where it gets its token
+    if grant is not Grant.COMMAND:
+        where = _endpoint(t, section, provider)
+    if grant is not Grant.COMMAND and not where.token_url.startswith(
+        ("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")
+    ):
+        raise ConfigError(f"{section}.token_url",
+                          "must be https:// (plain http on loopback only)")  # fmt: skip
+    refresh_path = base / refresh_file if refresh_file else None
+    if refresh_path is not None:
+        _read_secret(refresh_path, f"{section}.refresh_token_file")
+    return OAuth2Settings(
+        section=section,
+        provider=provider,
+        grant=grant,
+        endpoint=where,
+        client_id=client_id,
+        client_secret=_read_secret(base / secret_file,
+                                   f"{section}.client_secret_file")
+        if secret_file
+        else "",
+        refresh_token_file=refresh_path,
+        token_command=command,
+    )  # fmt: skip
+
+
+def _endpoint(t: Mapping[str, Any], section: str, provider: Provider) -> Endpoint:
+    try:
+        return endpoint(provider, _str(t, f"{section}.tenant", "").strip(),
+                        _str(t, f"{section}.token_url", "").strip(),
+                        _str(t, f"{section}.scope", "").strip())  # fmt: skip
+    except EndpointProblem as exc:
+        raise ConfigError(f"{section}.{exc.key}", exc.problem) from None
+
+
+def _read_secret(path: Path, name: str) -> str:
+    """Read a secret file; an empty or unreadable one stops the start."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(name, f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(name, f"{path} is not UTF-8 text") from None
+    if not value:
+        raise ConfigError(name, f"{path} is empty")
+    return value
 
 
 def _sla(t: Mapping[str, Any]) -> SlaPolicy:

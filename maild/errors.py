@@ -75,6 +75,10 @@ class StoreUnavailable(TransientError):
     pass
 
 
+class TokenUnavailable(TransientError):
+    """No OAuth2 access token: the provider refused the grant or was not reached."""
+
+
 class DeliveryDeferred(TransientError):
     """The relay answered 4xx or could not be reached."""
 

@@ -16,6 +16,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 pytest_plugins = [
     "tests.support.corpus",
+    "tests.support.tls",
+    "tests.support.token_endpoint",
     "tests.support.smtp_sink",
     "tests.support.dovecot",
     "tests.support.postgres",

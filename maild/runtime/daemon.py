@@ -25,6 +25,7 @@ from maild.adapters.database.store import Store, open_store
 from maild.adapters.intake.imap import ImapIntake
 from maild.adapters.intake.parse_worker import AHEAD, ParserPool
 from maild.adapters.intake.smtp import SmtpIntake
+from maild.adapters.oauth2 import TokenSource
 from maild.adapters.outgoing.mime import build_message
 from maild.adapters.outgoing.outbox import OutboxSender
 from maild.adapters.scheduler import SlaTicker
@@ -163,6 +164,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 max_mail_bytes=settings.limits.max_mail_bytes,
                 prepare=parts.parser.parse_ahead,
                 prepare_ahead=AHEAD,
+                tokens=TokenSource(settings.imap.oauth2, system_clock)
+                if settings.imap.oauth2
+                else None,
             )
             try:
                 imap.run_once(stop)  # a server maild cannot work with stops it here

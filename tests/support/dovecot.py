@@ -2,13 +2,16 @@
 
 `dovecot` is a session-scoped server from tests/integration/dovecot/; the
 factory `dovecot_server` starts variants (without IDLE, without MOVE, another
-hierarchy separator) from the same template, once per session each. Every
+hierarchy separator) from the same template, once per session each;
+`dovecot_tls` serves STARTTLS and implicit TLS with a certificate of the test
+CA, `dovecot_oauth2` takes XOAUTH2 logins with JWTs of a TokenEndpoint. Every
 server lives in its own temp dir on a free 127.0.0.1 port and is stopped by
 the PID in its master.pid. Needs root (mail belongs to the `vmail` user).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import pwd
 import re
@@ -26,6 +29,8 @@ import pytest
 from imapclient import IMAPClient
 
 from maild.config import ImapSettings
+from tests.support import token_endpoint
+from tests.support.tls import Certificates
 from tests.support.waiting import wait_until
 
 DOVECOT = Path("/usr/sbin/dovecot")
@@ -47,6 +52,7 @@ class DovecotServer:
     port: int
     separator: str
     users: dict[str, str] = field(default_factory=lambda: dict(USERS))
+    imaps_port: int = 0  # implicit TLS, when started with certificates
 
     @property
     def config(self) -> Path:
@@ -196,8 +202,41 @@ def _mail_user() -> pwd.struct_passwd:
         return pwd.getpwnam(MAIL_USER)
 
 
+_OAUTH2_PASSDB = """passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = %s/dovecot-oauth2.conf.ext
+}"""
+# Local validation: the key of a JWT with no azp and no kid is read from
+# <prefix>default/<alg>/default, base64-encoded (Dovecot's lib-oauth2).
+_OAUTH2_EXT = """introspection_mode = local
+local_validation_key_dict = fs:posix:prefix=%s/keys/
+username_attribute = sub
+"""
+
+
+def _write_oauth2(root: Path, key: bytes) -> str:
+    folder = root / "keys" / "default" / "HS256"
+    folder.mkdir(parents=True)
+    for path in (root / "keys", root / "keys" / "default", folder):
+        path.chmod(0o755)
+    (folder / "default").write_text(base64.b64encode(key).decode())
+    (folder / "default").chmod(0o644)
+    (root / "dovecot-oauth2.conf.ext").write_text(_OAUTH2_EXT % root)
+    (root / "dovecot-oauth2.conf.ext").chmod(0o644)
+    return _OAUTH2_PASSDB % root
+
+
 def _write_config(
-    root: Path, name: str, port: int, separator: str, capability: str
+    root: Path,
+    name: str,
+    port: int,
+    separator: str,
+    capability: str,
+    *,
+    imaps_port: int = 0,
+    tls: Certificates | None = None,
+    oauth2_key: bytes | None = None,
 ) -> None:
     owner = _mail_user()
     mail = root / "mail"
@@ -214,6 +253,12 @@ def _write_config(
         uid=owner.pw_uid,
         gid=owner.pw_gid,
         capability=f"imap_capability = {capability}" if capability else "",
+        ssl=f"ssl = yes\nssl_cert = <{tls.cert}\nssl_key = <{tls.key}"
+        if tls
+        else "ssl = no",
+        imaps_port=imaps_port,
+        mechanisms="plain login xoauth2 oauthbearer" if oauth2_key else "plain login",
+        oauth2_passdb=_write_oauth2(root, oauth2_key) if oauth2_key else "",
     )
     (root / "dovecot.conf").write_text(text)
 
@@ -235,14 +280,26 @@ def _wait_for_port(server: DovecotServer, timeout: float) -> None:
 
 
 def start_dovecot(
-    name: str, separator: str = "/", capability: str = ""
+    name: str,
+    separator: str = "/",
+    capability: str = "",
+    *,
+    tls: Certificates | None = None,
+    oauth2_key: bytes | None = None,
 ) -> DovecotServer:
-    """Start a private Dovecot; capability replaces the IMAP capability list."""
+    """Start a private Dovecot; capability replaces the IMAP capability list;
+    tls adds STARTTLS and an imaps port; oauth2_key, XOAUTH2 with JWTs signed
+    by that HS256 key."""
     _require_binary()
     root = Path(tempfile.mkdtemp(prefix=f"maild-dovecot-{name}-"))
     root.chmod(0o755)  # the auth process runs as `dovecot` and reads users
     server = DovecotServer(name, root, "127.0.0.1", free_port(), separator)
-    _write_config(root, name, server.port, separator, capability)
+    if tls is not None:
+        server.imaps_port = free_port()
+    _write_config(
+        root, name, server.port, separator, capability,
+        imaps_port=server.imaps_port, tls=tls, oauth2_key=oauth2_key,
+    )  # fmt: skip
     output = root / "start.out"  # not a pipe: the daemon would hold it open
     for args in (["-n"], []):  # validate, then start (it daemonises)
         with output.open("w") as out:
@@ -336,3 +393,21 @@ def clean_mailbox(dovecot: DovecotServer) -> DovecotServer:
     """The session's Dovecot with the helpdesk mailbox emptied for this test."""
     dovecot.fresh_mailbox(HELPDESK)
     return dovecot
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(test_ca: Certificates) -> Iterator[DovecotServer]:
+    """A private Dovecot with STARTTLS on .port and implicit TLS on .imaps_port,
+    its certificate (for `localhost`) signed by the test CA."""
+    server = start_dovecot("tls", tls=test_ca)
+    yield server
+    stop_dovecot(server)
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth2() -> Iterator[DovecotServer]:
+    """A private Dovecot whose XOAUTH2 logins take the JWTs of TokenEndpoint
+    (validated locally, HS256); passwords still work for the tests' helpers."""
+    server = start_dovecot("oauth2", oauth2_key=token_endpoint.KEY)
+    yield server
+    stop_dovecot(server)

@@ -5,15 +5,20 @@ port. Tests read `sink.messages`, wait with `sink.wait_for(...)` (a condition
 with a deadline, no sleeps), make the sink answer an error for the next mails
 with `sink.fail_next(n, code=451)` or refuse a recipient with
 `sink.refuse(address, code=550)`, count SMTP sessions with `sink.sessions`, and
-restart it on the same port with `sink.restart()`.
+restart it on the same port with `sink.restart()`. `SmtpSink(token_check=...,
+certificates=...)` asks for STARTTLS (with a certificate of the test CA) and
+then AUTH XOAUTH2 with a token the check accepts, as Microsoft 365 and Gmail
+do, and counts the refused tries in `auth_refusals`.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import functools
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +28,9 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from tests.support.tls import Certificates
 
 _REPLIES = {
     421: "421 Service not available, closing channel",
@@ -129,18 +137,66 @@ class _Handler:
         return "250 Message accepted"
 
 
+@dataclass
+class _OAuth2Handler(_Handler):
+    """The sink's hooks, and AUTH XOAUTH2 checked by token_check(user, token)."""
+
+    token_check: Callable[[str, str], bool] = lambda _user, _token: False
+    refusals: list[str] = field(default_factory=list)  # the users refused
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        text = base64.b64decode(args[1]).decode() if len(args) > 1 else ""
+        fields = dict(f.split("=", 1) for f in text.split("\x01") if "=" in f)
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        if self.token_check(user, token):
+            return AuthResult(success=True, auth_data=user)
+        with self.changed:
+            self.refusals.append(user)
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535
+
+
+def _no_password(*_args: Any) -> AuthResult:
+    return AuthResult(success=False)  # only XOAUTH2 is offered
+
+
 class SmtpSink:
     """A running SMTP sink; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        token_check: Callable[[str, str], bool] | None = None,
+        certificates: Certificates | None = None,
+    ) -> None:
+        self._certificates = certificates
         self.host = "127.0.0.1"
         self.port = free_port()
-        self._handler = _Handler()
+        self._handler = (
+            _OAuth2Handler(token_check=token_check) if token_check else _Handler()
+        )
         self._controller: Controller | None = None
+
+    @property
+    def auth_refusals(self) -> int:
+        """How many AUTH XOAUTH2 tries were refused."""
+        handler = self._handler
+        return len(handler.refusals) if isinstance(handler, _OAuth2Handler) else 0
 
     def start(self) -> None:
         """Listen on host:port."""
-        self._controller = Controller(self._handler, hostname=self.host, port=self.port)
+        options: dict[str, Any] = {}
+        if isinstance(self._handler, _OAuth2Handler):
+            options = {"auth_required": True, "auth_require_tls": True,
+                       "auth_exclude_mechanism": ["LOGIN", "PLAIN"],
+                       "authenticator": _no_password}  # fmt: skip
+        if self._certificates is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            files = self._certificates
+            context.load_cert_chain(files.cert, files.key)
+            options.update(tls_context=context, require_starttls=True)
+        self._controller = Controller(
+            self._handler, hostname=self.host, port=self.port, **options
+        )
         self._controller.start()
 
     def stop(self) -> None:

@@ -8,6 +8,13 @@ crash between commit and move leaves the mail in the inbox: the handler sees
 the same (UIDVALIDITY, UID) again and must treat it as a replay. New mail is
 awaited with IDLE where offered, else by polling; a lost connection is
 re-opened with capped exponential backoff.
+
+The connection is TLS from the start (`tls`), or plain upgraded by STARTTLS
+(`starttls`), and the server's certificate is checked against the system's
+CAs and `ca_file`'s. With `auth = "oauth2"` the login is SASL XOAUTH2 with a
+token from a TokenSource; a refused token is renewed once and tried again,
+and a session is ended and opened anew before its token lapses (Microsoft 365
+ends a session whose token has expired), between two mails, never during one.
 """
 
 from __future__ import annotations
@@ -25,10 +32,18 @@ from typing import Any, Final, assert_never
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
+from maild.adapters.oauth2 import TokenSource
+from maild.adapters.tls import client_context, refusal
 from maild.app.ports import MailHandler
-from maild.config import ImapSettings
+from maild.config import AuthMethod, ImapSettings
 from maild.domain import MailDisposition, MailOrigin
-from maild.errors import ConfigError, MailboxUnavailable, MaildError, TransientError
+from maild.errors import (
+    ConfigError,
+    MailboxUnavailable,
+    MaildError,
+    TokenUnavailable,
+    TransientError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +59,11 @@ _DELETED: Final = b"\\Deleted"
 # A mail over max_mail_bytes is fetched by the start of its header only.
 _HEAD_ITEM: Final = "BODY.PEEK[HEADER]<0.65536>"
 _HEAD_KEY: Final = b"BODY[HEADER]<0>"
+OAUTH2_REFUSED: Final = (
+    " with a fresh access token: the token is valid, so the mailbox does not "
+    "let this application in (Microsoft 365: the service principal and "
+    "Add-MailboxPermission, README)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +118,12 @@ class ImapIntake:
         max_mail_bytes: int | None = None,
         prepare: Callable[[bytes], None] | None = None,
         prepare_ahead: int = 1,
+        tokens: TokenSource | None = None,
     ) -> None:
+        if settings.auth is AuthMethod.OAUTH2 and tokens is None:
+            raise ValueError("auth = oauth2 needs a TokenSource")
+        self._tokens = tokens  # the access tokens of an OAuth2 login
+        self._login_due: float | None = None  # monotonic: log in anew by then
         self._settings = settings
         self._prepare = prepare  # starts on the next mails while one is handled
         self._ahead = max(1, prepare_ahead)
@@ -138,6 +163,10 @@ class ImapIntake:
         """
         if stop is not None:
             self._stop = stop
+        if self._client is not None and self._is_login_due():
+            log.info("imap %s: the access token is due for renewal; logging in "
+                     "again", self._where)  # fmt: skip
+            self.close()
         client = self._connected()
         handled = 0
         while not self._stop.is_set() and self._select(client):
@@ -146,6 +175,13 @@ class ImapIntake:
             if not count:
                 break  # mail that cannot be fetched: do not spin on it
         return handled
+
+    def check_login(self) -> None:
+        """Connect, log in and out once (`maild check-config`); raise as run_once."""
+        try:
+            self._connected()
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Log out and drop the connection; run_once reconnects."""
@@ -165,6 +201,11 @@ class ImapIntake:
             log.warning("imap %s lost (%s); retry in %.0f s", self._where, exc, delay)
             self._drop()
             return False
+        except TokenUnavailable as exc:
+            log.warning("imap %s: no access token (%s); retry in %.0f s",
+                        self._where, exc, delay)  # fmt: skip
+            self._drop()
+            return False
         except TransientError as exc:
             log.warning("imap mail kept in inbox (%s); retry in %.0f s", exc, delay)
             return False
@@ -176,8 +217,13 @@ class ImapIntake:
         else:
             stop.wait(self._settings.poll_seconds)
 
+    def _is_login_due(self) -> bool:
+        return self._login_due is not None and time.monotonic() >= self._login_due
+
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         renew_at = time.monotonic() + self._idle_renew
+        if self._login_due is not None:
+            renew_at = min(renew_at, self._login_due)  # run_once logs in anew
         with self._io():
             client.idle()
             is_news_read = has_unread(client)  # e.g. an EXISTS behind "+ idling"
@@ -316,13 +362,15 @@ class ImapIntake:
         if self._client is not None:
             return self._client
         s = self._settings
-        context = ssl.create_default_context() if s.tls else None
+        context = client_context(s.ca_file) if s.tls or s.starttls else None
         with self._io():
             client = IMAPClient(
                 s.host, s.port, ssl=s.tls, ssl_context=context, timeout=self._timeout
             )
         _quiet_imaplib(client)
         try:
+            if s.starttls:
+                self._start_tls(client, context)
             self._set_up(client)
         except MaildError:
             _shutdown(client)
@@ -330,20 +378,44 @@ class ImapIntake:
         self._client = client
         return client
 
+    def _start_tls(self, client: IMAPClient, context: ssl.SSLContext | None) -> None:
+        with self._io():
+            if not client.has_capability("STARTTLS"):
+                raise ConfigError("imap.starttls", f"{self._where} does not offer "
+                                  "STARTTLS: set tls = true for port 993")  # fmt: skip
+            client.starttls(context)
+
     def _set_up(self, client: IMAPClient) -> None:
         s = self._settings
         try:
             with self._io():
-                client.login(s.username, s.password)
+                if self._tokens is not None:
+                    self._oauth2_login(client, self._tokens)
+                else:
+                    client.login(s.username, s.password)
         except MailboxUnavailable as exc:
             if isinstance(exc.__cause__, LoginError):
-                log.error("imap %s refused the login of %s", s.host, s.username)
+                log.error("imap %s refused the login of %s%s", s.host, s.username,
+                          OAUTH2_REFUSED if self._tokens else "")  # fmt: skip
             raise
         with self._io():
             self._check_capabilities(set(client.capabilities()))
             self._folders = self._prepare_folders(client)
         log.info("imap %s ready, idle=%s move=%s", self._where, self.has_idle,
                  self.has_move)  # fmt: skip
+
+    def _oauth2_login(self, client: IMAPClient, tokens: TokenSource) -> None:
+        """XOAUTH2 with the cached token; once more with a new one if refused."""
+        user = self._settings.username
+        token = tokens.token()
+        try:
+            client.oauth2_login(user, token.value)
+        except LoginError:
+            log.warning("imap %s refused the access token of %s; getting a new "
+                        "one", self._settings.host, user)  # fmt: skip
+            token = tokens.renew()
+            client.oauth2_login(user, token.value)
+        self._login_due = tokens.monotonic_deadline(token)
 
     def _check_capabilities(self, capabilities: set[bytes]) -> None:
         self.has_idle = b"IDLE" in capabilities
@@ -373,6 +445,10 @@ class ImapIntake:
     def _io(self) -> Iterator[None]:
         try:
             yield
+        except ssl.SSLCertVerificationError as exc:
+            why = refusal(exc, self._where, "imap.ca_file") or str(exc)
+            log.error("imap %s", why)
+            raise MailboxUnavailable(why) from exc
         except _IMAP_ERRORS as exc:
             raise MailboxUnavailable(f"{self._settings.host}: {exc}") from exc
 

@@ -4,6 +4,10 @@ A `Mailer` delivers the bytes `message.build_message` made. `SmtpRelay`
 keeps one connection to the relay and reuses it; `EmlDirectory` keeps each
 mail as a file when no relay is configured. Both translate every failure into
 DeliveryDeferred (try again later) or DeliveryFailed (5xx: give up).
+
+STARTTLS checks the relay's certificate against the system's CAs and
+`[smtp] ca_file`'s. With `auth = "oauth2"` the login is AUTH XOAUTH2 with a
+token from a TokenSource, renewed once and tried again when refused.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import ssl
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, overload
 
+from maild.adapters.oauth2 import TokenSource
 from maild.adapters.outgoing.mime import clean_header
-from maild.config import SmtpSettings
+from maild.adapters.tls import client_context, refusal
+from maild.app.ports import Clock
+from maild.config import AuthMethod, SmtpSettings
 from maild.core.addresses import valid_recipients
-from maild.errors import DeliveryDeferred, DeliveryFailed
+from maild.core.oauth2 import xoauth2
+from maild.errors import DeliveryDeferred, DeliveryFailed, TokenUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +68,17 @@ class SmtpRelay:
     Not thread-safe: one outbox loop owns it.
     """
 
-    def __init__(self, settings: SmtpSettings, timeout: float = 30) -> None:
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        timeout: float = 30,
+        tokens: TokenSource | None = None,
+    ) -> None:
+        if settings.auth is AuthMethod.OAUTH2 and tokens is None:
+            raise ValueError("auth = oauth2 needs a TokenSource")
         self._settings = settings
         self._timeout = timeout
+        self._tokens = tokens
         self._smtp: smtplib.SMTP | None = None
 
     def send(
@@ -95,6 +111,13 @@ class SmtpRelay:
             len(accepted) - len(refused),
         )
 
+    def check_login(self) -> None:
+        """Connect and log in once (`maild check-config`); raise DeliveryDeferred."""
+        try:
+            self._connection()
+        finally:
+            self.close()
+
     def close(self) -> None:
         """Say QUIT and close the connection, if one is open."""
         if self._smtp is None:
@@ -121,23 +144,45 @@ class SmtpRelay:
         if self._smtp is not None:
             return self._smtp
         s = self._settings
-        smtp = smtplib.SMTP(timeout=self._timeout)
+        smtp = _Smtp(timeout=self._timeout)
         try:
             smtp.connect(s.host, s.port)
             smtp.ehlo()
             if s.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=client_context(s.ca_file))
                 smtp.ehlo()
-            if s.username:
+            if self._tokens is not None:
+                self._oauth2_login(smtp, self._tokens)
+            elif s.username:
                 smtp.login(s.username, s.password)
+        except TokenUnavailable as exc:
+            smtp.close()
+            raise DeliveryDeferred(f"relay {self._where()}: {exc}") from None
         except (smtplib.SMTPException, OSError) as exc:
             smtp.close()
             # A refused login or TLS is the admin's to fix; queued mail waits for it.
             if isinstance(exc, _SETUP_ERRORS):
-                log.error("relay %s: cannot set up the session: %s", self._where(), exc)
+                why = self._setup_problem(exc)
+                log.error("relay %s: cannot set up the session: %s", self._where(), why)
+                raise DeliveryDeferred(f"relay {self._where()}: {why}") from None
             raise DeliveryDeferred(f"relay {self._where()}: {exc}") from None
         self._smtp = smtp
         return smtp
+
+    def _setup_problem(self, exc: Exception) -> str:
+        if isinstance(exc, ssl.SSLError):
+            return refusal(exc, self._where(), "smtp.ca_file") or str(exc)
+        return str(exc)
+
+    def _oauth2_login(self, smtp: smtplib.SMTP, tokens: TokenSource) -> None:
+        """AUTH XOAUTH2 with the cached token; once more with a new one if refused."""
+        user = self._settings.username
+        try:
+            smtp.auth("XOAUTH2", _answer(user, tokens.token().value))
+        except smtplib.SMTPAuthenticationError:
+            log.warning("relay %s refused the access token of %s; getting a new "
+                        "one", self._where(), user)  # fmt: skip
+            smtp.auth("XOAUTH2", _answer(user, tokens.renew().value))
 
     def _drop(self) -> None:
         if self._smtp is not None:
@@ -146,6 +191,19 @@ class SmtpRelay:
 
     def _where(self) -> str:
         return f"{self._settings.host}:{self._settings.port}"
+
+
+class _Smtp(smtplib.SMTP):
+    """smtplib.SMTP whose connect() also names the host STARTTLS checks the
+    certificate against: SMTP(timeout=...) then connect() left it empty, and a
+    verifying context refused to start ("check_hostname requires
+    server_hostname")."""
+
+    def connect(
+        self, host: str = "localhost", port: int = 0, source_address: Any = None
+    ) -> tuple[int, bytes]:
+        self._host = host
+        return super().connect(host, port, source_address)
 
 
 class EmlDirectory:
@@ -172,9 +230,35 @@ class EmlDirectory:
         """Nothing is held open."""
 
 
-def make_mailer(smtp: SmtpSettings | None, eml_dir: Path) -> Mailer:
-    """Pick the relay when one is configured, else the .eml folder."""
-    return SmtpRelay(smtp) if smtp is not None else EmlDirectory(eml_dir)
+def make_mailer(
+    smtp: SmtpSettings | None, eml_dir: Path, clock: Clock | None = None
+) -> Mailer:
+    """Pick the relay when one is configured, else the .eml folder; clock
+    times the relay's OAuth2 tokens."""
+    if smtp is None:
+        return EmlDirectory(eml_dir)
+    tokens = None
+    if smtp.oauth2 is not None:
+        if clock is None:
+            raise ValueError("an OAuth2 relay needs a clock for its tokens")
+        tokens = TokenSource(smtp.oauth2, clock)
+    return SmtpRelay(smtp, tokens=tokens)
+
+
+class _answer:
+    """The XOAUTH2 client side: the token first; to the server's error
+    challenge (334 and a JSON reason), the empty answer that ends the try."""
+
+    def __init__(self, user: str, token: str) -> None:
+        self._user = user
+        self._token = token
+
+    @overload
+    def __call__(self, challenge: None = None, /) -> str: ...
+    @overload
+    def __call__(self, challenge: bytes, /) -> str: ...
+    def __call__(self, challenge: bytes | None = None, /) -> str:
+        return xoauth2(self._user, self._token) if challenge is None else ""
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
