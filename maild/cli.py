@@ -61,6 +61,8 @@ def main(
             configure_logging(settings.log)
         return _command(lambda: int(args.func(settings, args)))
     except ConfigError as exc:
+        if args.func is _doctor:  # doctor reports it as its config check
+            return _report_config_error(exc, args)
         print(f"maild: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except MaildError as exc:
@@ -109,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=_stats)
     _quarantine_parser(commands)
     _mails_parser(commands)
+    _operations_parser(commands)
     _staff_parser(commands)
     replay = commands.add_parser(
         "replay", help="handle a saved mail as if it had arrived"
@@ -122,6 +125,95 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=_replay)
     return parser
+
+
+def _operations_parser(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check configuration, database, storage, mailbox, relay, outbox, "
+        "quarantine and SLA; exit 0 all ok, 1 a warning, 2 a failure",
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=_doctor)
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database, then the kept mail and attachments, into DIR "
+        "(a new or empty folder); safe while the daemon runs",
+    )
+    backup.add_argument("dir", type=Path)
+    backup.set_defaults(func=_backup)
+    restore = commands.add_parser(
+        "restore",
+        help="put a backup back (stop the daemon first); refuses to replace a "
+        "database or blobs unless --force",
+    )
+    restore.add_argument("dir", type=Path)
+    restore.add_argument("--force", action="store_true", help="replace what is there")
+    restore.set_defaults(func=_restore)
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from maild.adapters.database import backup  # lazy: pg_dump, file copies
+
+    try:
+        done = backup.backup(settings, args.dir)
+    except (backup.BackupError, OSError) as exc:
+        print(f"maild: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.dir}: {done.database} database (schema {done.schema}), "
+          f"{done.blobs} blobs")  # fmt: skip
+    return 0
+
+
+def _restore(settings: Settings, args: argparse.Namespace) -> int:
+    from maild.adapters.database import backup
+
+    try:
+        done = backup.restore(settings, args.dir, force=args.force)
+    except (backup.BackupError, OSError) as exc:
+        print(f"maild: restore refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored from {args.dir}: {done.database} database (schema "
+          f"{done.schema}), {done.blobs} blobs")  # fmt: skip
+    return 0
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from maild.runtime.doctor import diagnose  # lazy: probes IMAP and SMTP
+
+    return _print_checks(diagnose(settings), args.json)
+
+
+def _report_config_error(error: ConfigError, args: argparse.Namespace) -> int:
+    from maild.runtime.doctor import config_failed
+
+    return _command(lambda: _print_checks(config_failed(error), args.json))
+
+
+def _print_checks(checks: Sequence[Any], as_json: bool) -> int:
+    """doctor's report: SPEC's JSON, or one line a check and its fix."""
+    from maild.core.health import exit_status
+
+    if as_json:
+        _print_json(
+            {
+                "checks": [
+                    {
+                        "name": c.name,
+                        "status": c.status.value,
+                        "detail": c.detail,
+                        "fix": c.fix or None,
+                    }
+                    for c in checks
+                ]
+            }
+        )
+    else:
+        for check in checks:
+            print(f"{check.status.value.upper():4}  {check.name:10}  {check.detail}")
+            if check.fix:
+                print(f"{'':16}fix: {check.fix}")
+    return exit_status(checks)
 
 
 def _staff_parser(commands: Any) -> None:

@@ -159,6 +159,31 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    host: str = "127.0.0.1"
+    port: int = 9187
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceManager:
+    """What systemd tells a service it starts (sd_notify(3)); empty outside it."""
+
+    notify_socket: str = ""  # NOTIFY_SOCKET: where READY, STATUS, WATCHDOG go
+    watchdog_seconds: float = 0.0  # WATCHDOG_USEC: 0, no watchdog
+
+
+def service_manager() -> ServiceManager:
+    """Read NOTIFY_SOCKET and WATCHDOG_USEC (for this process, WATCHDOG_PID)."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    for_pid = os.environ.get("WATCHDOG_PID", "")
+    is_ours = not for_pid or for_pid == str(os.getpid())
+    return ServiceManager(
+        notify_socket=os.environ.get("NOTIFY_SOCKET", ""),
+        watchdog_seconds=int(usec) / 1e6 if usec.isdigit() and is_ours else 0.0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: Path
     helpdesk: HelpdeskSettings
@@ -174,6 +199,7 @@ class Settings:
     from_address: str  # From of everything maild sends
     templates_dir: Path | None = None  # [templates] dir: the operator's templates
     log: LogSettings = LogSettings()  # [log]; the level as with_log_level resolves it
+    metrics: MetricsSettings | None = None  # [metrics]; absent: no endpoint
 
 
 def config_path(cli_value: str | None) -> Path:
@@ -227,6 +253,7 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
             "retention",
             "templates",
             "log",
+            "metrics",
         },
     )
     helpdesk = _helpdesk(_table(raw, "helpdesk", required=True))
@@ -256,6 +283,7 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
         from_address=smtp.from_address if smtp else helpdesk.incident_address,
         templates_dir=_templates_dir(_table(raw, "templates"), base),
         log=_log(_table(raw, "log")),
+        metrics=_metrics(_table(raw, "metrics")) if "metrics" in raw else None,
     )
 
 
@@ -366,6 +394,19 @@ def _imap(t: Mapping[str, Any], base: Path) -> ImapSettings:
         auth=auth,
         oauth2=oauth2,
     )
+
+
+def _metrics(t: Mapping[str, Any]) -> MetricsSettings:
+    _only(t, "metrics", {"listen"})
+    host, port = _listen(_str(t, "metrics.listen", "127.0.0.1:9187"), "metrics.listen")
+    return MetricsSettings(host=host, port=port)
+
+
+def _listen(listen: str, name: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(name, "must be HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _intake(t: Mapping[str, Any]) -> SmtpIntakeSettings:

@@ -28,17 +28,19 @@ from maild.adapters.intake.smtp import SmtpIntake
 from maild.adapters.oauth2 import TokenSource
 from maild.adapters.outgoing.mime import build_message
 from maild.adapters.outgoing.outbox import OutboxSender
-from maild.adapters.scheduler import SlaTicker
+from maild.adapters.scheduler import TICK_SECONDS, SlaTicker
 from maild.adapters.template_samples import check_templates
 from maild.app.handle_mail import HandleMail
-from maild.app.ports import Clock
-from maild.config import Settings
+from maild.app.ports import Clock, MailHandler
+from maild.config import Settings, service_manager
 from maild.core.parse import ParseLimits
-from maild.domain import MailDisposition, MailOrigin
+from maild.domain import MailDisposition, MailOrigin, OutboxState
 from maild.errors import ConfigError, TransientError
 from maild.runtime.logs import configure_logging
+from maild.runtime.metrics import MeasuredHandler, Metrics
 from maild.runtime.sender import SendingProcess
 from maild.runtime.sender_wiring import make_renderer, outbox_sender, system_clock
+from maild.runtime.watchdog import Heartbeats, Notifier, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -140,33 +142,51 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     intake: SmtpIntake | None = None
     ticker: SlaTicker | None = None
     checkpointer: Checkpointer | None = None
+    imap: ImapIntake | None = None
+    is_started = threading.Event()  # store migrated, intakes listening
+    manager = service_manager()
+    heartbeats = Heartbeats()
+    metrics = Metrics(parts.store, (lambda: imap is not None and imap.is_logged_in)
+                      if settings.imap is not None else None)  # fmt: skip
+    measured = MeasuredHandler(SafeHandler(parts, sending.wake), metrics.handling)
+    watchdog = Watchdog(
+        Notifier(manager),
+        manager,
+        heartbeats,
+        lambda: is_started.is_set() and (imap is None or imap.is_logged_in),
+        lambda: _status_line(parts, measured),
+    )
     try:  # whatever fails from here, the finally stops what was started
         if is_sqlite(settings.database_url):
             checkpointer = Checkpointer(settings.database_url)
             checkpointer.start()
         sending.start()
         _settle_memory()
-        handler = SafeHandler(parts, sending.wake)
         if threading.current_thread() is threading.main_thread():
             _on_signals(stop)
+        watchdog.start()
+        if settings.metrics is not None:
+            metrics.serve(settings.metrics)
         starting = SlaTicker(
-            lambda now: _check_sla(parts, now, sending.wake),
+            _beating(heartbeats, lambda now: _check_sla(parts, now, sending.wake)),
             system_clock,
             settings.sla.timezone,
         )
         starting.start()
         ticker = starting
-        intake = _start_smtp_intake(settings, handler)
+        intake = _start_smtp_intake(settings, measured)
         if settings.imap is not None:
             imap = ImapIntake(
                 settings.imap,
-                handler,
+                measured,
                 max_mail_bytes=settings.limits.max_mail_bytes,
                 prepare=parts.parser.parse_ahead,
                 prepare_ahead=AHEAD,
                 tokens=TokenSource(settings.imap.oauth2, system_clock)
                 if settings.imap.oauth2
                 else None,
+                heartbeat=heartbeats.beater("imap"),
+                on_login=metrics.mailbox_logged_in,
             )
             try:
                 imap.run_once(stop)  # a server maild cannot work with stops it here
@@ -174,11 +194,14 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 log.warning("imap: %s; will keep trying", exc)
             threads.append(_supervised("imap", imap.run, stop))
             threads[-1].start()
+        is_started.set()
         log.info("maild running")
         stop.wait()
     finally:
         log.info("maild stopping")
         stop.set()
+        watchdog.stop()  # STOPPING=1
+        metrics.close()
         if intake is not None:
             intake.stop()
         if ticker is not None:
@@ -234,7 +257,27 @@ def _supervised(
     return threading.Thread(target=guarded, name=name, daemon=True)
 
 
-def _start_smtp_intake(settings: Settings, handler: SafeHandler) -> SmtpIntake | None:
+def _beating(
+    heartbeats: Heartbeats, check: Callable[[datetime], int]
+) -> Callable[[datetime], int]:
+    """The SLA tick, reporting to the watchdog once each tick is over."""
+
+    def tick(now: datetime) -> int:
+        try:
+            return check(now)
+        finally:  # failed or not, the tick came back: it is not stuck
+            heartbeats.beat("sla", TICK_SECONDS)
+
+    return tick
+
+
+def _status_line(parts: Parts, measured: MeasuredHandler) -> str:
+    """systemd's STATUS line: what the daemon did and has left to do."""
+    pending = parts.store.outbox_counts().get(OutboxState.PENDING, 0)
+    return f"{measured.handled} mails handled since start; outbox: {pending} pending"
+
+
+def _start_smtp_intake(settings: Settings, handler: MailHandler) -> SmtpIntake | None:
     if settings.smtp_intake is None:
         return None
     helpdesk = settings.helpdesk

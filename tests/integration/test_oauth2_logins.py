@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_doctor import doctor
 from tests.integration.test_imap_path import new_mail
 from tests.support.daemon import Daemon, start_daemon
 from tests.support.dovecot import HELPDESK, DovecotServer
@@ -112,6 +113,12 @@ def test_client_credentials(
     assert token_endpoint.count("client_credentials") == 2  # one for IMAP, one SMTP
     assert "method=XOAUTH2" in oauth2_mailbox.log()
     assert CLIENT_SECRET not in daemon.log.read_text()
+    # doctor logs in as the daemon does: a token each, TLS checked on the relay
+    _, checks = doctor(daemon.config)
+    assert checks["imap"]["status"] == "ok", checks["imap"]
+    assert "OAuth2" in checks["imap"]["detail"]
+    assert checks["smtp"]["status"] == "ok", checks["smtp"]
+    assert "XOAUTH2 accepted" in checks["smtp"]["detail"]
 
 
 def test_refresh_token_rotated_and_saved(

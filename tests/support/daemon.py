@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,13 +126,21 @@ def run_maild(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_daemon(directory: Path, sink_port: int | None, **options: Any) -> Daemon:
+def start_daemon(
+    directory: Path,
+    sink_port: int | None,
+    *,
+    environment: dict[str, str] | None = None,
+    preexec: Callable[[], None] | None = None,
+    **options: Any,
+) -> Daemon:
+    """Start `maild run`; environment adds variables, preexec runs in the child."""
     config, port = write_config(directory, sink_port=sink_port, **options)
     if options.get("database_url", "").startswith("postgresql"):
         done = run_maild(config, "db", "upgrade")  # run migrates SQLite only
         assert done.returncode == 0, done.stderr
     log = directory / "maild.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "maild", "--config", str(config), "run"],
@@ -140,6 +149,7 @@ def start_daemon(directory: Path, sink_port: int | None, **options: Any) -> Daem
             cwd=ROOT,
             env=env,
             start_new_session=True,  # its own process group, for crash.kill
+            preexec_fn=preexec,
         )
     daemon = Daemon(config, process, port, log)
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import Select, case, or_, select
+from sqlalchemy import Select, case, func, or_, select
 
 from maild.adapters.database.models import EventRow, MailRow, TicketRow
 from maild.adapters.database.report import Json, iso
@@ -142,3 +142,18 @@ def _blob(store: Store, sha256: str) -> Json:
     except ValueError:  # no digest recorded: nothing was kept
         return {"blob": None, "blob_sha256": sha256 or None, "blob_kept": False}
     return {"blob": str(path), "blob_sha256": sha256, "blob_kept": path.is_file()}
+
+
+def count_by_fate(store: Store) -> dict[str, int]:
+    """How many mails came to each outcome (pending included), every fate there."""
+    counts = {fate.value: 0 for fate in FATES}
+    stmt = (
+        select(_FATE, func.count())
+        .select_from(MailRow)
+        .outerjoin(TicketRow, TicketRow.id == MailRow.ticket_id)
+        .group_by(_FATE)
+    )
+    with store.reading() as session:
+        for fate, count in session.execute(stmt):
+            counts[fate] = int(count)
+    return counts

@@ -119,11 +119,17 @@ class ImapIntake:
         prepare: Callable[[bytes], None] | None = None,
         prepare_ahead: int = 1,
         tokens: TokenSource | None = None,
+        heartbeat: Callable[[float], None] | None = None,
+        on_login: Callable[[], None] | None = None,
     ) -> None:
         if settings.auth is AuthMethod.OAUTH2 and tokens is None:
             raise ValueError("auth = oauth2 needs a TokenSource")
         self._tokens = tokens  # the access tokens of an OAuth2 login
         self._login_due: float | None = None  # monotonic: log in anew by then
+        # heartbeat(s): "well now, again within s seconds" (runtime.watchdog);
+        # on_login: the mailbox was logged in (readiness, reconnections).
+        self._heartbeat = heartbeat or _ignore
+        self._on_login = on_login or (lambda: None)
         self._settings = settings
         self._prepare = prepare  # starts on the next mails while one is handled
         self._ahead = max(1, prepare_ahead)
@@ -149,6 +155,7 @@ class ImapIntake:
                 if self._cycle(stop, delay):
                     delay = _BACKOFF_START
                 else:
+                    self._heartbeat(delay)
                     stop.wait(delay)
                     delay = min(delay * 2, _BACKOFF_MAX)
         finally:
@@ -183,6 +190,10 @@ class ImapIntake:
         finally:
             self.close()
 
+    @property
+    def is_logged_in(self) -> bool:
+        return self._client is not None
+
     def close(self) -> None:
         """Log out and drop the connection; run_once reconnects."""
         client, self._client = self._client, None
@@ -215,6 +226,7 @@ class ImapIntake:
         if self.has_idle:
             self._idle(self._connected(), stop)
         else:
+            self._heartbeat(self._settings.poll_seconds)
             stop.wait(self._settings.poll_seconds)
 
     def _is_login_due(self) -> bool:
@@ -229,6 +241,7 @@ class ImapIntake:
             is_news_read = has_unread(client)  # e.g. an EXISTS behind "+ idling"
         while not is_news_read and not stop.is_set() and time.monotonic() < renew_at:
             started = time.monotonic()
+            self._heartbeat(_IDLE_CHECK_SECONDS)
             with self._io():
                 responses = client.idle_check(timeout=_IDLE_CHECK_SECONDS)
             if any(_is_untagged(r, b"BYE") for r in responses):
@@ -301,6 +314,7 @@ class ImapIntake:
                     break  # stopping: the rest stays in the inbox
                 if index + self._ahead < len(fetched):
                     self._prepare_next(*fetched[index + self._ahead], sizes)
+                self._heartbeat(0)
                 folder = self._handle_one(uid, raw, sizes[uid])
                 finished.setdefault(folder, []).append(uid)
         finally:
@@ -376,6 +390,7 @@ class ImapIntake:
             _shutdown(client)
             raise
         self._client = client
+        self._on_login()
         return client
 
     def _start_tls(self, client: IMAPClient, context: ssl.SSLContext | None) -> None:
@@ -491,6 +506,10 @@ def has_unread(client: IMAPClient) -> bool:
         return False
     finally:
         sock.settimeout(timeout)
+
+
+def _ignore(_seconds: float) -> None:
+    """No watchdog: a heartbeat goes nowhere."""
 
 
 def _uid_set(uids: list[int]) -> str:

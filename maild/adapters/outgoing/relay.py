@@ -178,11 +178,11 @@ class SmtpRelay:
         """AUTH XOAUTH2 with the cached token; once more with a new one if refused."""
         user = self._settings.username
         try:
-            smtp.auth("XOAUTH2", _answer(user, tokens.token().value))
+            oauth2_auth(smtp, user, tokens.token().value)
         except smtplib.SMTPAuthenticationError:
             log.warning("relay %s refused the access token of %s; getting a new "
                         "one", self._where(), user)  # fmt: skip
-            smtp.auth("XOAUTH2", _answer(user, tokens.renew().value))
+            oauth2_auth(smtp, user, tokens.renew().value)
 
     def _drop(self) -> None:
         if self._smtp is not None:
@@ -243,6 +243,11 @@ def make_mailer(
             raise ValueError("an OAuth2 relay needs a clock for its tokens")
         tokens = TokenSource(smtp.oauth2, clock)
     return SmtpRelay(smtp, tokens=tokens)
+
+
+def oauth2_auth(smtp: smtplib.SMTP, user: str, token: str) -> None:
+    """AUTH XOAUTH2 as user with an access token; raises as smtp.auth."""
+    smtp.auth("XOAUTH2", _answer(user, token))
 
 
 class _answer:
