@@ -47,6 +47,11 @@ def body_of(row: OutboxRow) -> str:
     return str(body.get_content())
 
 
+def opened(desk: Desk) -> str:
+    """Marie's ticket, her mail passed by the trusted MTA (else only staff are told)."""
+    return desk.open("Printer broken", "Nothing prints.", MARIE, PASS)
+
+
 def kinds(desk: Desk, number: str) -> list[tuple[str, bool]]:
     return [
         (e["kind"], e["internal"])
@@ -71,7 +76,7 @@ def test_a_third_party_service_mail_is_quarantined_and_nothing_is_sent(
 
 def test_an_outsider_with_a_real_tag_is_an_outsider(desk: Desk) -> None:
     """A guessed number names no ticket (need to know): quarantined, unanswered."""
-    number = desk.open()
+    number = opened(desk)
     before = len(desk.outbox())
     desk.mail(
         OUTSIDER,
@@ -89,7 +94,7 @@ def test_an_outsider_with_a_real_tag_is_an_outsider(desk: Desk) -> None:
 def test_an_outsider_answering_a_mail_of_ours_reaches_staff_only(
     desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:
-    number = desk.open()
+    number = opened(desk)
     confirmation = desk.outbox()[0].message_id
     before = len(desk.outbox())
     # A person outside (a robot's no-reply address gets no answer at all,
@@ -127,9 +132,8 @@ def test_the_safety_net_under_every_notification(desk: Desk) -> None:
 
 
 def test_maild_answers_from_never_a_foreign_reply_to(desk: Desk) -> None:
-    desk.mail(
-        MARIE, "Printer broken", "Nothing prints.", "Reply-To: x@evil.example.net"
-    )
+    reply_to = "Reply-To: x@evil.example.net"
+    desk.mail(MARIE, "Printer broken", "Nothing prints.", reply_to, PASS)
     assert "x@evil.example.net" not in recipients(desk)
     assert MARIE in recipients(desk)
 
@@ -141,7 +145,7 @@ def test_maild_answers_from_never_a_foreign_reply_to(desk: Desk) -> None:
 def test_a_command_counts_only_when_the_trusted_mta_passed_it(
     desk: Desk, header: str, is_done: bool
 ) -> None:
-    number = desk.open()
+    number = opened(desk)
     desk.mail(
         ALICE, f"Re: [HD {number}]", "CLAIM\nOn my way, see http://x.example", header
     )
@@ -162,7 +166,7 @@ def test_a_command_counts_only_when_the_trusted_mta_passed_it(
 
 
 def test_a_spoofed_requester_comment_stays_internal(desk: Desk) -> None:
-    number = desk.open()
+    number = opened(desk)
     desk.mail(ALICE, f"Re: [HD {number}]", "CLAIM", PASS)
     before = len(desk.outbox())
     desk.mail(MARIE, f"Re: [HD {number}]", "Please phone +1 900 555 0100", FAIL)
@@ -200,7 +204,7 @@ def dsn(message_id: str, action: str = "failed") -> bytes:
 def test_a_bounce_marks_its_notification_failed_on_its_ticket(
     desk: Desk, action: str, state: str
 ) -> None:
-    number = desk.open()
+    number = opened(desk)
     (confirmation,) = [r for r in desk.outbox() if r.recipients == MARIE]
     desk.handle(dsn(confirmation.message_id, action))
     (row,) = [r for r in desk.outbox() if r.message_id == confirmation.message_id]
@@ -214,6 +218,6 @@ def test_a_bounce_marks_its_notification_failed_on_its_ticket(
 
 
 def test_supervisors_are_not_told_by_a_spoofed_cancel(desk: Desk) -> None:
-    number = desk.open()
+    number = opened(desk)
     desk.mail(CHEF, f"Re: [HD {number}]", "CANCEL", FORGED)
     assert desk.ticket(number)["status"] == "new"

@@ -131,9 +131,10 @@ class Desk:
         subject: str = "Printer broken",
         body: str = "Nothing prints.",
         sender: str = MARIE,
+        *headers: str,
     ) -> str:
         """Open a ticket by mail; return its number."""
-        self.mail(sender, subject, body)
+        self.mail(sender, subject, body, *headers)
         return str(self.tickets()[-1]["number"])
 
     # --- time ---------------------------------------------------------------
