@@ -2,26 +2,32 @@
 
 Reads what mail-parser loses from the tree Python's `email` package built:
 every occurrence of repeated headers, subjects mixing encoded words, plain
-words and folding, raw 8-bit headers and file names, body text in stateful
-charsets (ISO-2022-JP), text of attached messages kept out of the body, and
-attachments byte for byte, including parts mail-parser would decode as text.
+words and folding, raw 8-bit headers and file names (core/encoded_words.py),
+body text in the charsets senders really use (core/charsets.py), the best
+alternative of plain and HTML, text of attached messages kept out of the
+body, and attachments byte for byte, including parts mail-parser would
+decode as text, uuencoded and BinHex files (core/embedded_files.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import email.errors
 import mimetypes
 import re
 from collections.abc import Iterator
-from email.header import decode_header, make_header
 from email.message import Message
 from typing import cast
 
 import inscriptis
 
+from maild.core.charsets import decode_declared
+from maild.core.embedded_files import (
+    BINHEX_TYPES,
+    binhex_part,
+    files_in_text,
+    without_files,
+)
+from maild.core.encoded_words import decode_raw, decode_words
 from maild.core.limits import AttachmentTooLarge, ParseLimits
-from maild.core.uuencode import UuTooLarge, split_uu, without_uu
 from maild.domain import Attachment
 
 LINE_BREAKS = re.compile(r"[\r\n\v\f\x85\u2028\u2029]+")
@@ -29,37 +35,24 @@ _NEWLINES = re.compile(r"\r\n?")
 _FOLDING = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
 _MAX_TYPE = 255  # what the store keeps of a content type
+_STUB_CHARS = 300  # a plain part this short that names HTML may be a stub
+_STUB_RATIO = 10  # ... and is one when the HTML has ten times its text
 MAX_ID = 998  # RFC 5322 line length: no longer msg-id or Content-ID is real
-# Labels senders use for text written in a wider encoding of the same family.
-_CHARSET_SUPERSETS = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "euc-kr": "cp949",
-    "shift_jis": "cp932",
-    "iso-8859-1": "cp1252",
-    "latin1": "cp1252",
-}
 
 
-def decode(value: str) -> str:
-    """Decode one header value: RFC 2047 words, raw 8-bit, folding."""
-    text = raw_8bit(value)
-    # A broken encoded word keeps its literal text: the best there is.
-    with contextlib.suppress(email.errors.MessageError, LookupError, ValueError):
-        text = str(make_header(decode_header(text)))
-    return _FOLDING.sub("", text).replace("\x00", "").strip()
+def decode(value: str, hint: str = "") -> str:
+    """Decode one header value: raw 8-bit (hint: the body's charset), folding,
+    RFC 2047 words."""
+    text = _FOLDING.sub("", decode_raw(value, hint))
+    return decode_words(text).replace("\x00", "").strip()
 
 
-def raw_8bit(text: str) -> str:
-    """Read the raw 8-bit bytes of a header as UTF-8, else Windows-1252."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
-        return text
-    octets = text.encode("ascii", "surrogateescape")
-    try:
-        return octets.decode("utf-8")
-    except UnicodeDecodeError:
-        return octets.decode("cp1252", "replace")
+def body_charset(msg: Message) -> str:
+    """The charset the mail's first text part declares: a hint for raw headers."""
+    for part in _leaves(msg):
+        if part.get_content_maintype() == "text":
+            return part.get_content_charset() or ""
+    return ""
 
 
 def filename_of(part: Message) -> str:
@@ -67,26 +60,28 @@ def filename_of(part: Message) -> str:
     view = Message()  # email would turn raw 8-bit parameters into U+FFFD
     for key, value in part.raw_items():
         if key.lower() in ("content-type", "content-disposition"):
-            view[key] = raw_8bit(value)
+            view[key] = decode_raw(value)
     return LINE_BREAKS.sub(" ", decode(view.get_filename() or ""))
 
 
-def all_values(msg: Message, name: str) -> list[str]:
+def all_values(msg: Message, name: str, hint: str = "") -> list[str]:
     wanted = name.lower()
-    return [decode(value) for key, value in msg.raw_items() if key.lower() == wanted]
+    return [
+        decode(value, hint) for key, value in msg.raw_items() if key.lower() == wanted
+    ]
 
 
-def first_value(msg: Message, name: str) -> str:
-    values = all_values(msg, name)
+def first_value(msg: Message, name: str, hint: str = "") -> str:
+    values = all_values(msg, name, hint)
     return values[0] if values else ""
 
 
-def body_text(msg: Message) -> str:
+def body_text(msg: Message, limits: ParseLimits) -> str:
     """Join the text/plain body parts; an HTML-only mail is converted to text."""
-    return _text_of([p for p in _leaves(msg) if not _is_attached(p)])
+    return _text_of([p for p in _leaves(msg) if not _is_attached(p)], limits)
 
 
-def own_text(msg: Message) -> str | None:
+def own_text(msg: Message, limits: ParseLimits) -> str | None:
     """The text of the mail itself where it shows an enclosed message; else None.
 
     A message/rfc822 part shown inline (a forward, a message quoted whole)
@@ -95,7 +90,7 @@ def own_text(msg: Message) -> str | None:
     if not any(_is_enclosed(part) for part in _shown(msg)):
         return None
     return _text_of(
-        [p for p in _leaves(msg, into_messages=False) if not _is_attached(p)]
+        [p for p in _leaves(msg, into_messages=False) if not _is_attached(p)], limits
     )
 
 
@@ -113,39 +108,39 @@ def _is_enclosed(part: Message) -> bool:
     return part.get_content_maintype() == "message" and part.is_multipart()
 
 
-def _text_of(bodies: list[Message]) -> str:
-    plain = [
-        without_uu(_part_text(p))
+def _text_of(bodies: list[Message], limits: ParseLimits) -> str:
+    """The plain text when it has the text, else the HTML made text.
+
+    A plain part loses to the HTML one when it is blank, or when it is a
+    stub about HTML ("view this message in HTML"): under _STUB_CHARS, naming
+    HTML, and under a tenth of the HTML's text. A short plain reply ("CLOSE")
+    names no HTML and keeps winning, so its quoted history in the HTML never
+    becomes the text. The HTML is only converted when the plain part lost.
+    """
+    plain = "\n".join(
+        without_files(_part_text(p), limits)
         for p in bodies
         if p.get_content_type() == "text/plain"
-    ]
-    if any(plain):
-        text = "\n".join(plain)
-    else:
-        html = "\n".join(
-            _part_text(p) for p in bodies if p.get_content_type() == "text/html"
-        ).replace("\x00", "")
-        text = inscriptis.get_text(html) if html.strip() else ""
+    )
+    kept = plain.strip()
+    if kept and not (len(kept) < _STUB_CHARS and "html" in kept.lower()):
+        return _clean(plain)
+    html = "\n".join(
+        _part_text(p) for p in bodies if p.get_content_type() == "text/html"
+    ).replace("\x00", "")
+    text = inscriptis.get_text(html) if html.strip() else ""
+    if kept and len(text.strip()) < _STUB_RATIO * len(kept):
+        return _clean(plain)  # the HTML says no more than the stub
+    return _clean(text)
+
+
+def _clean(text: str) -> str:
     return _NEWLINES.sub("\n", text).replace("\x00", "")
 
 
 def _part_text(part: Message) -> str:
-    """Decode a text part: its charset, else UTF-8, else with replacements."""
-    data = _payload_bytes(part)
-    declared = part.get_content_charset() or "us-ascii"
-    charset = _CHARSET_SUPERSETS.get(declared, declared)
-    lenient = "cp1252" if charset == "us-ascii" else charset
-    for codec, errors in (
-        (charset, "strict"),
-        ("utf-8", "strict"),
-        (lenient, "replace"),
-    ):
-        try:
-            # encode() refuses the lone surrogates some codecs produce
-            return data.decode(codec, errors).encode().decode()
-        except (LookupError, ValueError):  # ValueError: a NUL in the charset name
-            continue  # try the next, more lenient reading
-    return data.decode("utf-8", "replace")
+    """Decode a text part: its charset, else guessed, else with replacements."""
+    return decode_declared(_payload_bytes(part), part.get_content_charset() or "")
 
 
 def _leaves(msg: Message, *, into_messages: bool = True) -> Iterator[Message]:
@@ -212,6 +207,11 @@ def attachments(msg: Message, limits: ParseLimits) -> Iterator[Attachment]:
                 f"limit {limits.max_attachment_bytes}"
             )
         content_type = part.get_content_type()
+        if content_type in BINHEX_TYPES and (
+            unpacked := binhex_part(data, filename, limits)
+        ):
+            yield unpacked
+            continue
         yield Attachment(
             filename=filename or named.given(part),
             content_type=content_type
@@ -225,19 +225,9 @@ def attachments(msg: Message, limits: ParseLimits) -> Iterator[Attachment]:
 
 
 def _uu_files(part: Message, limits: ParseLimits) -> Iterator[Attachment]:
-    """The files uuencoded into a text body, as attachments."""
-    if part.get_content_type() != "text/plain":
-        return
-    try:
-        _, files = split_uu(_part_text(part), limits.max_attachment_bytes)
-    except UuTooLarge as exc:
-        raise AttachmentTooLarge(
-            f"uuencoded attachment is over {exc.args[0]} bytes, "
-            f"limit {limits.max_attachment_bytes}"
-        ) from None
-    for name, data in files:
-        guessed, _ = mimetypes.guess_type(name, strict=True)
-        yield Attachment(name, guessed or "application/octet-stream", data)
+    """The files uuencoded or BinHexed into a text body, as attachments."""
+    if part.get_content_type() == "text/plain":
+        yield from files_in_text(_part_text(part), limits)
 
 
 # Extensions where the system's table may prefer a rarer one (.jpe, .ksh).

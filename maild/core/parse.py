@@ -22,6 +22,7 @@ from typing import Final
 import mailparser
 from mailparser.exceptions import MailParserError
 
+from maild.core.encoded_words import decode_raw
 from maild.core.fields import MAX_ADDRESS, MAX_NAME
 from maild.core.limits import (
     ParseLimits,
@@ -35,6 +36,7 @@ from maild.core.mime import (
     MAX_ID,
     all_values,
     attachments,
+    body_charset,
     body_text,
     first_value,
     own_text,
@@ -58,6 +60,9 @@ _PARSER_ERRORS = (
     MailParserError,
 )
 
+_ADDRESS_HEADERS = frozenset(
+    {"from", "to", "cc", "bcc", "reply-to", "sender", "delivered-to"}
+)
 _TRACE_HEADERS = frozenset(
     {b"received", b"return-path", b"delivered-to", b"x-original-to"}
 )
@@ -157,16 +162,33 @@ def parse_mail(
     try:
         msg = _repaired(email.message_from_bytes(mail), limits)
         check_structure(msg, limits)
+        hint = body_charset(msg)
+        _read_raw_addresses(msg, hint)
         if msg.is_multipart() and msg.epilogue is None:
             msg.epilogue = ""  # mail-parser 4.8 calls .index() on it
         parsed = mailparser.MailParser(msg)
         return _build(
-            raw, msg, parsed, origin_envelope_sender, envelope_recipients, limits
+            raw, msg, parsed, origin_envelope_sender, envelope_recipients, limits, hint
         )
     except RecursionError:
         raise TooDeep("MIME structure nested too deeply to parse") from None
     except _PARSER_ERRORS as exc:
         raise UnparseableMail(f"parser failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _read_raw_addresses(msg: Message, hint: str) -> None:
+    """Decode the raw 8-bit names of the address headers before mail-parser
+    reads them: it would keep their bytes as escapes. Changes msg in place."""
+    names = {
+        key.lower()
+        for key, value in msg.raw_items()
+        if key.lower() in _ADDRESS_HEADERS and decode_raw(value) != value
+    }
+    for name in names:
+        fields = [(k, v) for k, v in msg.raw_items() if k.lower() == name]
+        del msg[name]
+        for key, value in fields:
+            msg[key] = decode_raw(value, hint)
 
 
 def _repaired(msg: Message, limits: ParseLimits) -> Message:
@@ -204,6 +226,7 @@ def head_of(
     senders: tuple[Person, ...] = ()
     with contextlib.suppress(*_PARSER_ERRORS):
         msg = email.message_from_bytes(head[:end])
+        _read_raw_addresses(msg, body_charset(msg))
     with contextlib.suppress(*_PARSER_ERRORS):  # as parse_mail reads From
         senders = _people(mailparser.MailParser(_only(msg, "From")).from_)
     envelope_sender = (
@@ -216,7 +239,9 @@ def head_of(
             message_id=next(iter(_msg_ids(first_value(msg, "Message-ID"))), ""),
             sender=senders[0] if senders else Person("", ""),
             reply_to=(),
-            subject=LINE_BREAKS.sub(" ", first_value(msg, "Subject")).strip(),
+            subject=LINE_BREAKS.sub(
+                " ", first_value(msg, "Subject", body_charset(msg))
+            ).strip(),
             text="",
             to=(),
             cc=(),
@@ -251,6 +276,7 @@ def _build(
     origin_envelope_sender: str | None,
     envelope_recipients: tuple[str, ...],
     limits: ParseLimits,
+    hint: str,
 ) -> InboundMail:
     envelope_sender = (
         origin_envelope_sender.strip().lower()
@@ -262,8 +288,8 @@ def _build(
         message_id=next(iter(_msg_ids(first_value(msg, "Message-ID"))), ""),
         sender=senders[0] if senders else Person("", ""),
         reply_to=_people(parsed.reply_to),
-        subject=LINE_BREAKS.sub(" ", first_value(msg, "Subject")).strip(),
-        text=body_text(msg),
+        subject=LINE_BREAKS.sub(" ", first_value(msg, "Subject", hint)).strip(),
+        text=body_text(msg, limits),
         to=_people(parsed.to),
         cc=_people(parsed.cc),
         envelope_sender=envelope_sender,
@@ -278,7 +304,7 @@ def _build(
         raw_size=len(raw),
         content_hash=content_hash(raw),
         date=parsed.date,  # aware, in UTC
-        own_text=own_text(msg),
+        own_text=own_text(msg, limits),
     )
 
 

@@ -7,6 +7,7 @@ MailRejected whose reason code the quarantine and the sender's notice use.
 
 from __future__ import annotations
 
+import binascii
 import re
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from maild.errors import (
     ParseTimeout,
     UnparseableMail,
 )
+from tests.support.binhex import LEAD, six_bit, wrap
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "hostile"
 BREAKS = re.compile(r"[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029\x00]")
@@ -211,7 +213,8 @@ def test_delimiters_are_counted_before_parsing(raw: bytes, is_refused: bool) -> 
             "le caf\ufffd a coul\ufffd dans l'imprimante",
             (),
         ),
-        ("unknown_charset.eml", MARIE, "et lisible", "Mon \ufffdcran reste noir", ()),
+        # an unknown charset declares nothing: its 8-bit bytes are guessed
+        ("unknown_charset.eml", MARIE, "et lisible", "Mon écran reste noir", ()),
         (
             "raw_8bit_headers.eml",
             "helene@example.com",
@@ -454,3 +457,103 @@ def test_refused_mail_tells_its_sender_once_within_the_caps(reason: str) -> None
     assert notice.in_reply_to == "m1@example.com"
     assert notice.is_capped
     assert notice.ticket is None
+
+
+# --- the decoders of issue 16: BinHex, encoded words, charset guesses ----------
+
+
+def binhex_mail(*texts: str) -> bytes:
+    parts = b"".join(
+        b"--b\nContent-Type: application/mac-binhex40\n\n" + text.encode() + b"\n"
+        for text in texts
+    )
+    return (
+        b"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n"
+        b"--b\nContent-Type: text/plain\n\nsee attached\n" + parts + b"--b--\n"
+    )
+
+
+def binhex_of_ones(size: int, *, is_crc_right: bool = True) -> str:
+    """A BinHex of `size` bytes 0x01 written as runs: 127 times smaller."""
+    header = b"\x01f\0TEXTttxt\0\0" + size.to_bytes(4, "big") + bytes(4)
+    crc = binascii.crc_hqx(b"\x01" * size, 0) ^ (0 if is_crc_right else 1)
+    runs, rest = divmod(size - 1, 254)
+    stream = header + binascii.crc_hqx(header, 0).to_bytes(2, "big")
+    stream += (
+        b"\x01" + b"\x90\xff" * runs + (b"\x90" + bytes([rest + 1]) if rest else b"")
+    )
+    stream += crc.to_bytes(2, "big").replace(b"\x90", b"\x90\x00") + b"\0\0"
+    return f"{LEAD}\n{wrap(six_bit(stream))}\n"
+
+
+def binhex_declaring(size: int) -> str:
+    header = b"\x01f\0TEXTttxt\0\0" + size.to_bytes(4, "big") + bytes(4)
+    stream = header + binascii.crc_hqx(header, 0).to_bytes(2, "big") + b"\x01"
+    return f"{LEAD}\n{wrap(six_bit(stream))}\n"
+
+
+def subject_bomb(word: bytes) -> bytes:
+    words = word * (200_000 // len(word))
+    return b"From: a@example.com\nSubject: " + words + b"\n\nbody\n"
+
+
+def test_binhex_declaring_4_gb_is_refused_at_once() -> None:
+    started = time.monotonic()
+    with pytest.raises(AttachmentTooLarge):
+        parse_mail(binhex_mail(binhex_declaring(2**32 - 1)))
+    assert time.monotonic() - started < 2.0
+
+
+def test_binhex_runs_to_20_mb_are_read_within_the_budget() -> None:
+    size = 20_000_000
+    raw = binhex_mail(binhex_of_ones(size), binhex_of_ones(size, is_crc_right=False))
+    started = time.monotonic()
+    mail = parse_mail(raw)
+    elapsed = time.monotonic() - started
+    print(f"\n{len(raw)} bytes of BinHex to 2 x 20 MB in {elapsed:.3f} s")
+    assert elapsed < 2.0
+    decoded, kept = mail.attachments
+    assert decoded.data == b"\x01" * size
+    assert kept.content_type == "application/mac-binhex40"  # CRC wrong: as it came
+
+
+def test_binhex_runs_in_a_plain_body_are_read_within_the_budget() -> None:
+    raw = b"From: a@example.com\n\nsee below\n" + binhex_of_ones(20_000_000).encode()
+    started = time.monotonic()
+    mail = parse_mail(raw)
+    assert time.monotonic() - started < 2.0
+    (decoded,) = mail.attachments
+    assert len(decoded.data) == 20_000_000
+    assert mail.text == "see below\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "start"),
+    [
+        (
+            "200 KB of GB2312-labelled words beyond GB2312",
+            subject_bomb(b"=?gb2312?b?6UY=?= "),
+            "镕镕",
+        ),
+        (
+            "200 KB of words, charsets alternating",
+            subject_bomb(b"=?shift_jis?b?h0A=?= =?iso-8859-1?q?=80?= "),
+            "①€①€",
+        ),
+        (
+            "200 KB of good and broken words",
+            subject_bomb(b"=?utf-8?q?caf=C3=A9?= =?utf-8?b?QUJDR?= "),
+            "café =?utf-8?b?QUJDR?= café",
+        ),
+        ("200 KB of raw 8-bit Subject", subject_bomb("打印机".encode("gb18030")), "打"),
+    ],
+)
+def test_endless_encoded_words_are_read_within_the_budget(
+    name: str, raw: bytes, start: str
+) -> None:
+    started = time.monotonic()
+    mail = parse_mail(raw)
+    elapsed = time.monotonic() - started
+    print(f"\n{name}: {len(raw)} bytes in {elapsed:.3f} s")
+    assert elapsed < 2.0, name
+    assert mail.subject.startswith(start)
