@@ -15,12 +15,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from types import FrameType
 
-from maild.adapters.database.engine import Checkpointer, is_sqlite
+from maild.adapters.database.engine import Checkpointer, is_sqlite, sqlite_path
+from maild.adapters.database.instances import Instances
 from maild.adapters.database.store import Store, open_store
 from maild.adapters.intake.imap import ImapIntake
 from maild.adapters.intake.parse_worker import AHEAD, ParserPool
@@ -36,6 +38,7 @@ from maild.core.parse import ParseLimits
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import ConfigError, TransientError
 from maild.runtime.logs import configure_logging
+from maild.runtime.roles import RoleKeeper, single_instance
 from maild.runtime.sender import SendingProcess
 from maild.runtime.sender_wiring import make_renderer, outbox_sender, system_clock
 
@@ -133,8 +136,18 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             "From address alone, which anyone can forge; name your MTA's "
             "authserv-id there (README, Security)"
         )
+    alone = ExitStack()  # SQLite: this instance alone, until it ends
+    database = sqlite_path(settings.database_url)
+    if database is not None:
+        alone.enter_context(single_instance(database))
+    with alone:
+        return _run(settings, stop)
+
+
+def _run(settings: Settings, stop: threading.Event) -> int:
     parts = build(settings, checkpoints=False)  # the Checkpointer does them
     sending = SendingProcess(settings)
+    roles = _role_keeper(settings, parts.store)
     threads: list[threading.Thread] = []
     intake: SmtpIntake | None = None
     ticker: SlaTicker | None = None
@@ -144,12 +157,15 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             checkpointer = Checkpointer(settings.database_url)
             checkpointer.start()
         sending.start()
+        roles.start()
         _settle_memory()
         handler = SafeHandler(parts, sending.wake)
         if threading.current_thread() is threading.main_thread():
             _on_signals(stop)
         starting = SlaTicker(
-            lambda now: _check_sla(parts, now, sending.wake),
+            lambda now: roles.as_holder(
+                "sla", lambda: _check_sla(parts, now, sending.wake)
+            ),
             system_clock,
             settings.sla.timezone,
         )
@@ -164,17 +180,19 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 prepare=parts.parser.parse_ahead,
                 prepare_ahead=AHEAD,
             )
-            try:
-                imap.run_once(stop)  # a server maild cannot work with stops it here
+            try:  # a server maild cannot work with stops it here (if it holds imap)
+                roles.as_holder("imap", partial(imap.run_once, stop))
             except TransientError as exc:  # server or database unavailable
                 log.warning("imap: %s; will keep trying", exc)
-            threads.append(_supervised("imap", imap.run, stop))
+            consume = partial(roles.run_role, "imap", imap.run)
+            threads.append(_supervised("imap", consume, stop))
             threads[-1].start()
         log.info("maild running")
         stop.wait()
     finally:
         log.info("maild stopping")
         stop.set()
+        roles.end_tenures()
         if intake is not None:
             intake.stop()
         if ticker is not None:
@@ -182,12 +200,27 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         deadline = time.monotonic() + STOP_SECONDS
         for thread in threads:  # the intakes finish the mail in hand
             thread.join(max(0.0, deadline - time.monotonic()))
+        roles.stop()  # a standby takes the roles at once
         # then the outbox sends what they queued, and stops
         sending.stop(max(1.0, deadline - time.monotonic()))
         if checkpointer is not None:
             checkpointer.stop()
         parts.close()
     return 0
+
+
+def _role_keeper(settings: Settings, store: Store) -> RoleKeeper:
+    """Who runs what (docs/DECISIONS.md, "Several instances"): the IMAP consumer
+    and the SLA tick under leases; the sender and the SMTP intake everywhere."""
+    leased = ("imap", "sla") if settings.imap is not None else ("sla",)
+    everywhere = ("sender", "smtp_intake") if settings.smtp_intake else ("sender",)
+    return RoleKeeper(
+        store,
+        Instances(store.engine, settings.lease_seconds, system_clock),
+        leased,
+        everywhere,
+        is_shared=not is_sqlite(settings.database_url),
+    )
 
 
 def _check_operator_templates(settings: Settings) -> None:
