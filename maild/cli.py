@@ -24,7 +24,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from maild.adapters.database import mail_report, report
-from maild.adapters.database.engine import upgrade
+from maild.adapters.database.instances import status_report, upgrade_when_safe
 from maild.adapters.database.staff import ROLES, add_staff, list_staff, remove_staff
 from maild.adapters.database.store import Store, open_store
 from maild.config import (
@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="migrate to the newest schema").set_defaults(
         func=_db_upgrade
     )
+    status = commands.add_parser("status", help="the instances running, their roles")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_status)
     tickets = commands.add_parser(
         "tickets", help="list and show tickets"
     ).add_subparsers(required=True, metavar="ACTION")
@@ -424,8 +427,21 @@ def _templates_export(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    upgrade(settings.database_url)
+    upgrade_when_safe(settings.database_url, settings.lease_seconds)
     print("database schema is up to date")
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    report = status_report(settings)
+    if args.json:
+        _print_json(report)
+        return 0
+    rows = [
+        {**i, "roles": ",".join(i["roles"]) or "-"}  # type: ignore[arg-type]
+        for i in report["instances"]
+    ]
+    _print_table(rows, ("id", "host", "pid", "started_at", "seen_at", "roles"))
     return 0
 
 

@@ -200,6 +200,9 @@ class Settings:
     templates_dir: Path | None = None  # [templates] dir: the operator's templates
     log: LogSettings = LogSettings()  # [log]; the level as with_log_level resolves it
     metrics: MetricsSettings | None = None  # [metrics]; absent: no endpoint
+    # [database] lease_seconds: how long a silent instance keeps the imap and
+    # sla roles before another takes them (PostgreSQL, several instances)
+    lease_seconds: int = 6
 
 
 def config_path(cli_value: str | None) -> Path:
@@ -259,7 +262,7 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
     helpdesk = _helpdesk(_table(raw, "helpdesk", required=True))
     smtp = _smtp(_table(raw, "smtp"), base) if "smtp" in raw else None
     database = _table(raw, "database")
-    _only(database, "database", {"url"})
+    _only(database, "database", {"url", "lease_seconds"})
     storage = _table(raw, "storage")
     _only(storage, "storage", {"dir"})
     security = _table(raw, "security")
@@ -284,6 +287,7 @@ def parse_settings(raw: Mapping[str, Any], base: Path, path: Path) -> Settings:
         templates_dir=_templates_dir(_table(raw, "templates"), base),
         log=_log(_table(raw, "log")),
         metrics=_metrics(_table(raw, "metrics")) if "metrics" in raw else None,
+        lease_seconds=_int(database, "database.lease_seconds", 6, 3, 300),
     )
 
 

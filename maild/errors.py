@@ -79,6 +79,15 @@ class TokenUnavailable(TransientError):
     """No OAuth2 access token: the provider refused the grant or was not reached."""
 
 
+class LeaseLost(StoreUnavailable):
+    """This instance no longer holds the role it wrote for: the write rolled back."""
+
+
+class InstanceConflict(MaildError):
+    """Another instance stands in the way: a second one on SQLite, or an older
+    one still running when the schema would change."""
+
+
 class DeliveryDeferred(TransientError):
     """The relay answered 4xx or could not be reached."""
 

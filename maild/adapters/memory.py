@@ -531,6 +531,10 @@ class MemoryStore:
 
     # The outbox sender's queue (maild/adapters/outgoing/outbox.py)
 
+    def take_due(self, now: datetime, limit: int) -> list[Due]:
+        """One process, one sender: the due mails, as due_outbox."""
+        return self.due_outbox(now, limit)
+
     def due_outbox(self, now: datetime, limit: int) -> list[Due]:
         with self._lock:
             queued = [self._t.outbox[i] for i in sorted(self._t.pending)]

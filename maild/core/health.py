@@ -10,7 +10,7 @@ that promise plus a grace has passed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -94,6 +94,7 @@ class DeskFigures:
     callback_met: int
     callback_missed: int
     breached_open: tuple[str, ...]  # open, not called back, deadline passed
+    open_by_urgency: Mapping[str, int] = field(default_factory=dict)  # not closed
 
 
 def judge_database(revision: str | None, head: str) -> Check:

@@ -15,12 +15,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from types import FrameType
 
-from maild.adapters.database.engine import Checkpointer, is_sqlite
+from maild.adapters.database.engine import Checkpointer, is_sqlite, sqlite_path
+from maild.adapters.database.instances import Instances
 from maild.adapters.database.store import Store, open_store
 from maild.adapters.intake.imap import ImapIntake
 from maild.adapters.intake.parse_worker import AHEAD, ParserPool
@@ -38,6 +40,7 @@ from maild.domain import MailDisposition, MailOrigin, OutboxState
 from maild.errors import ConfigError, TransientError
 from maild.runtime.logs import configure_logging
 from maild.runtime.metrics import MeasuredHandler, Metrics
+from maild.runtime.roles import RoleKeeper, single_instance
 from maild.runtime.sender import SendingProcess
 from maild.runtime.sender_wiring import make_renderer, outbox_sender, system_clock
 from maild.runtime.watchdog import Heartbeats, Notifier, Watchdog
@@ -136,8 +139,18 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             "From address alone, which anyone can forge; name your MTA's "
             "authserv-id there (README, Security)"
         )
+    alone = ExitStack()  # SQLite: this instance alone, until it ends
+    database = sqlite_path(settings.database_url)
+    if database is not None:
+        alone.enter_context(single_instance(database))
+    with alone:
+        return _run(settings, stop)
+
+
+def _run(settings: Settings, stop: threading.Event) -> int:
     parts = build(settings, checkpoints=False)  # the Checkpointer does them
     sending = SendingProcess(settings)
+    roles = _role_keeper(settings, parts.store)
     threads: list[threading.Thread] = []
     intake: SmtpIntake | None = None
     ticker: SlaTicker | None = None
@@ -147,13 +160,15 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
     manager = service_manager()
     heartbeats = Heartbeats()
     metrics = Metrics(parts.store, (lambda: imap is not None and imap.is_logged_in)
-                      if settings.imap is not None else None)  # fmt: skip
+                      if settings.imap is not None else None, roles.roles)  # fmt: skip
     measured = MeasuredHandler(SafeHandler(parts, sending.wake), metrics.handling)
     watchdog = Watchdog(
         Notifier(manager),
         manager,
         heartbeats,
-        lambda: is_started.is_set() and (imap is None or imap.is_logged_in),
+        # ready once the mailbox is logged in, or another instance holds it
+        lambda: is_started.is_set()
+        and (imap is None or imap.is_logged_in or not roles.holds("imap")),
         lambda: _status_line(parts, measured),
     )
     try:  # whatever fails from here, the finally stops what was started
@@ -161,6 +176,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             checkpointer = Checkpointer(settings.database_url)
             checkpointer.start()
         sending.start()
+        roles.start()
         _settle_memory()
         if threading.current_thread() is threading.main_thread():
             _on_signals(stop)
@@ -168,7 +184,12 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         if settings.metrics is not None:
             metrics.serve(settings.metrics)
         starting = SlaTicker(
-            _beating(heartbeats, lambda now: _check_sla(parts, now, sending.wake)),
+            _beating(
+                heartbeats,
+                lambda now: roles.as_holder(
+                    "sla", lambda: _check_sla(parts, now, sending.wake)
+                ),
+            ),
             system_clock,
             settings.sla.timezone,
         )
@@ -188,11 +209,14 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
                 heartbeat=heartbeats.beater("imap"),
                 on_login=metrics.mailbox_logged_in,
             )
-            try:
-                imap.run_once(stop)  # a server maild cannot work with stops it here
+            try:  # a server maild cannot work with stops it here (if it holds imap)
+                roles.as_holder("imap", partial(imap.run_once, stop))
             except TransientError as exc:  # server or database unavailable
                 log.warning("imap: %s; will keep trying", exc)
-            threads.append(_supervised("imap", imap.run, stop))
+            consume = partial(
+                roles.run_role, "imap", imap.run, beat=heartbeats.beater("imap")
+            )
+            threads.append(_supervised("imap", consume, stop))
             threads[-1].start()
         is_started.set()
         log.info("maild running")
@@ -202,6 +226,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         stop.set()
         watchdog.stop()  # STOPPING=1
         metrics.close()
+        roles.end_tenures()
         if intake is not None:
             intake.stop()
         if ticker is not None:
@@ -209,12 +234,27 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
         deadline = time.monotonic() + STOP_SECONDS
         for thread in threads:  # the intakes finish the mail in hand
             thread.join(max(0.0, deadline - time.monotonic()))
+        roles.stop()  # a standby takes the roles at once
         # then the outbox sends what they queued, and stops
         sending.stop(max(1.0, deadline - time.monotonic()))
         if checkpointer is not None:
             checkpointer.stop()
         parts.close()
     return 0
+
+
+def _role_keeper(settings: Settings, store: Store) -> RoleKeeper:
+    """Who runs what (docs/DECISIONS.md, "Several instances"): the IMAP consumer
+    and the SLA tick under leases; the sender and the SMTP intake everywhere."""
+    leased = ("imap", "sla") if settings.imap is not None else ("sla",)
+    everywhere = ("sender", "smtp_intake") if settings.smtp_intake else ("sender",)
+    return RoleKeeper(
+        store,
+        Instances(store.engine, settings.lease_seconds, system_clock),
+        leased,
+        everywhere,
+        is_shared=not is_sqlite(settings.database_url),
+    )
 
 
 def _check_operator_templates(settings: Settings) -> None:

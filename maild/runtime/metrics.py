@@ -39,7 +39,10 @@ class Metrics:
     """The process's registry: its own counters and the store's collector."""
 
     def __init__(
-        self, store: Store, is_mailbox_reached: Callable[[], bool] | None
+        self,
+        store: Store,
+        is_mailbox_reached: Callable[[], bool] | None,
+        roles: Callable[[], Mapping[str, bool]] = dict,
     ) -> None:
         self.registry = CollectorRegistry()
         self.handling = Histogram(
@@ -53,7 +56,7 @@ class Metrics:
             "Logins to the mailbox after the first (a lost connection re-opened)",
             registry=self.registry,
         )
-        self.registry.register(DeskCollector(store, is_mailbox_reached))
+        self.registry.register(DeskCollector(store, is_mailbox_reached, roles))
         self._logins = 0
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -106,10 +109,14 @@ class DeskCollector(Collector):
     """Reads the desk's figures from the store at each scrape."""
 
     def __init__(
-        self, store: Store, is_mailbox_reached: Callable[[], bool] | None
+        self,
+        store: Store,
+        is_mailbox_reached: Callable[[], bool] | None,
+        roles: Callable[[], Mapping[str, bool]] = dict,
     ) -> None:
         self._store = store
         self._is_mailbox_reached = is_mailbox_reached
+        self._roles = roles
 
     def collect(self) -> Iterator[Metric]:
         now = datetime.now(UTC)
@@ -137,6 +144,11 @@ class DeskCollector(Collector):
             GaugeMetricFamily, "maild_tickets", "Tickets by state", "state",
             figures.tickets,
         )  # fmt: skip
+        yield _labelled(
+            GaugeMetricFamily, "maild_open_tickets",
+            "Tickets not closed (new, in progress, resolved), by urgency",
+            "urgency", figures.open_by_urgency,
+        )  # fmt: skip
         yield _gauge(
             "maild_outbox_pending", "Notifications queued, not sent yet",
             figures.outbox_pending,
@@ -158,6 +170,12 @@ class DeskCollector(Collector):
             "maild_sla_met", "Tickets called back in time", figures.callback_met
         )
         yield _gauge("maild_quarantine", "Mails quarantined", figures.quarantine)
+        yield _labelled(
+            GaugeMetricFamily, "maild_role_held",
+            "1 for each role this instance runs now (several instances: the "
+            "leased imap and sla roles move between them)",
+            "role", {role: int(held) for role, held in self._roles().items()},
+        )  # fmt: skip
         if self._is_mailbox_reached is not None:  # [imap] configured
             yield _gauge(
                 "maild_imap_connected", "1 while the mailbox is logged in",

@@ -549,6 +549,27 @@ def test_the_outbox_queue_from_due_to_sent_deferred_or_failed(desk: Desk) -> Non
     ]
 
 
+def test_the_sender_takes_the_due_mails_in_the_order_they_were_queued(
+    desk: Desk,
+) -> None:
+    (ticket,) = add(desk, make_ticket(1))
+    with desk.store.transaction() as tx:
+        for n in range(1, 4):
+            tx.enqueue(outbound(n, (MARIE.address,)), b"data%d" % n, ticket.id, NOW)
+    assert desk.store.take_due(NOW - timedelta(seconds=1), 10) == []
+    taken = desk.store.take_due(NOW, 2)
+    assert [(d.message_id, d.data) for d in taken] == [
+        ("out1@example.com", b"data1"),
+        ("out2@example.com", b"data2"),
+    ]
+    desk.store.mark_sent([d.id for d in taken], NOW)
+    assert [row[:2] for row in desk.outbox_rows()] == [
+        ("out1@example.com", OutboxState.SENT),
+        ("out2@example.com", OutboxState.SENT),
+        ("out3@example.com", OutboxState.PENDING),
+    ]
+
+
 def test_the_memory_store_refuses_a_transaction_inside_another() -> None:
     store = MemoryStore()  # SQLite's writer lock would wait for ever there
     with pytest.raises(RuntimeError, match="inside"), store.transaction():

@@ -62,6 +62,11 @@ def test_metrics_after_a_burst_equal_stats(tmp_path: Path, smtp_sink: SmtpSink) 
         outcomes = Counter(
             m["outcome"] for m in daemon.maild("mails", "list", "--json")
         )
+        urgencies = Counter(
+            t["urgency"]
+            for t in daemon.maild("tickets", "list", "--json")
+            if t["status"] != "closed"
+        )
     finally:
         assert daemon.stop() == 0
 
@@ -78,3 +83,12 @@ def test_metrics_after_a_burst_equal_stats(tmp_path: Path, smtp_sink: SmtpSink) 
     assert samples[("maild_sla_missed_total", ())] == missed
     assert samples[("maild_mail_handling_seconds_count", ())] == BURST + 1
     assert samples[("maild_database_up", ())] == 1
+    for urgency in ("low", "medium", "high"):
+        key = ("maild_open_tickets", (("urgency", urgency),))
+        assert samples[key] == urgencies.get(urgency, 0), urgency
+    assert sum(urgencies.values()) == BURST
+    # one instance on SQLite runs every role
+    for role in ("imap", "sla", "sender", "smtp_intake"):
+        assert samples.get(("maild_role_held", (("role", role),))) in (1, None), role
+    assert samples[("maild_role_held", (("role", "sla"),))] == 1
+    assert samples[("maild_role_held", (("role", "sender"),))] == 1

@@ -89,6 +89,8 @@ def test_minimal_config_takes_defaults() -> None:
         (_with("limits", parse_seconds=0), "limits.parse_seconds"),
         (_with("limits", max_parts="many"), "limits.max_parts"),
         (_with("database", url="mysql://x"), "database.url"),
+        (_with("database", lease_seconds=1), "database.lease_seconds"),
+        (_with("database", lease_seconds="9s"), "database.lease_seconds"),
         (_with("smtp", host="h"), "smtp.from_address"),
     ],
 )
@@ -96,6 +98,13 @@ def test_bad_value_names_the_key(raw: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_settings(raw, Path("/srv"), Path("/srv/maild.toml"))
     assert caught.value.key == key
+
+
+def test_the_lease_of_the_roles_is_6_seconds_unless_set() -> None:
+    default = parse_settings(_with("database"), Path("/srv"), Path("/srv/m.toml"))
+    raw = _with("database", url="postgresql+psycopg://db/maild", lease_seconds=5)
+    settings = parse_settings(raw, Path("/srv"), Path("/srv/m.toml"))
+    assert (default.lease_seconds, settings.lease_seconds) == (6, 5)
 
 
 def test_password_file_is_read_relative_to_the_config(tmp_path: Path) -> None:

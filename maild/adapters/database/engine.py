@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest migration; a test checks it is Alembic's head. Knowing it lets a
 # command see an up-to-date database without loading Alembic (0.3 s a command).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 SQLITE_BUSY_SECONDS = 30
 WRITE_OPTION = "maild_write"  # execution option: this transaction writes
 # Execution option: a write whose loss in a power cut costs nothing but a
@@ -105,6 +105,12 @@ def is_up_to_date(engine: Engine) -> bool:
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite database; None for PostgreSQL or an in-memory one."""
+    database = make_url(url).database if is_sqlite(url) else None
+    return Path(database) if database and database != ":memory:" else None
 
 
 class Checkpointer:

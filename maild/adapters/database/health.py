@@ -16,7 +16,7 @@ from maild.adapters.database.mail_report import count_by_fate
 from maild.adapters.database.models import MailRow, OutboxRow, TicketRow
 from maild.adapters.database.store import Store
 from maild.core.health import DeskFigures
-from maild.domain import MailState, OutboxState, TicketState
+from maild.domain import MailState, OutboxState, TicketState, Urgency
 from maild.errors import StoreUnavailable
 
 _OPEN = (TicketState.NEW.value, TicketState.IN_PROGRESS.value)
@@ -43,12 +43,19 @@ def schema_revision(store: Store) -> str | None:
 def desk_figures(store: Store, now: datetime, recent: timedelta) -> DeskFigures:
     """The desk's figures now; `recent`: how far back a bug's quarantine counts."""
     tickets = {state.value: 0 for state in TicketState}
+    by_urgency = {urgency.value: 0 for urgency in Urgency}
     outbox = {state: 0 for state in (OutboxState.PENDING, OutboxState.FAILED)}
     with store.reading() as session:
         for state, count in session.execute(
             select(TicketRow.status, func.count()).group_by(TicketRow.status)
         ):
             tickets[state] = int(count)
+        for urgency, count in session.execute(
+            select(TicketRow.urgency, func.count())
+            .where(TicketRow.status != TicketState.CLOSED.value)
+            .group_by(TicketRow.urgency)
+        ):
+            by_urgency[urgency] = int(count)
         for state, count in session.execute(
             select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
         ):
@@ -86,6 +93,7 @@ def desk_figures(store: Store, now: datetime, recent: timedelta) -> DeskFigures:
         breached_open = tuple(breached)
     return DeskFigures(
         tickets=tickets,
+        open_by_urgency=by_urgency,
         mails=count_by_fate(store),
         outbox_pending=outbox[OutboxState.PENDING],
         outbox_failed=outbox[OutboxState.FAILED],

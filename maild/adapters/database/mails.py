@@ -20,11 +20,11 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    insert,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from maild.adapters.database.models import MailRow
@@ -63,7 +63,12 @@ _AT_OR_BY_HASH: Final = _MAIL_RECORD.where(
         _C.content_hash == bindparam("content_hash"),
     )
 )
-_ADD: Final = insert(_MAILS).returning(_C.id)
+# Another instance may register the same bytes at the same moment: the unique
+# index on the hash keeps one record, and the loser reads it (see register).
+_ADD: Final = {
+    name: dialect.insert(_MAILS).on_conflict_do_nothing().returning(_C.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 _COUNT_ATTEMPT: Final = (
     update(_MAILS)
     .where(_C.id == bindparam("mail_id"))
@@ -108,8 +113,9 @@ def register(
     """
     row = _find(session, origin, content_hash)
     if row is None:
+        dialect = session.get_bind().dialect.name
         new_id = session.execute(
-            _ADD,
+            _ADD["postgresql" if dialect == "postgresql" else "sqlite"],
             {
                 "source": origin.source,
                 "uidvalidity": origin.uidvalidity,
@@ -127,8 +133,13 @@ def register(
                 "handled_at": None,
                 "blob_sha256": blob,
             },
-        ).scalar_one()
-        return MailRecord(int(new_id), MailState.PENDING, 1, "", True)
+        ).scalar_one_or_none()
+        if new_id is not None:
+            return MailRecord(int(new_id), MailState.PENDING, 1, "", True)
+        # Registered meanwhile by another instance, committed: its record stands.
+        row = _find(session, origin, content_hash)
+        if row is None:  # a place taken by other bytes: not ours to guess
+            raise LookupError(f"mail at {origin.source} {origin.uid} vanished")
     if row.state == MailState.PENDING.value:
         attempts = session.execute(_COUNT_ATTEMPT, {"mail_id": row.id}).scalar_one()
         return MailRecord(row.id, MailState.PENDING, attempts, row.reason, False)

@@ -163,7 +163,8 @@ class MailRow(Base):
     source: Mapped[str] = mapped_column(String(512))
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     uid: Mapped[int | None] = mapped_column(BigInteger)
-    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Unique: two instances taking in the same bytes at once get one record.
+    content_hash: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     message_id: Mapped[str] = mapped_column(String(998))
     sender: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(Text, server_default="")  # for `mails list`
@@ -221,3 +222,29 @@ class AutoAnswerRow(Base):
     is_held: Mapped[bool] = mapped_column(Boolean)  # held back by the cap
     template: Mapped[str] = mapped_column(String(64))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+
+class InstanceRow(Base):
+    """A `maild run` that is (or was lately) running: its heartbeat."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    seen_at: Mapped[datetime] = mapped_column(Timestamp)  # the database's clock
+    schema_revision: Mapped[str] = mapped_column(String(32))  # the one it knows
+    roles: Mapped[str] = mapped_column(Text)  # what it runs unleased: sender,...
+
+
+class LeaseRow(Base):
+    """A role only one instance may run at a time, and who holds it until when."""
+
+    __tablename__ = "leases"
+
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))  # an instance id
+    epoch: Mapped[int] = mapped_column(BigInteger)  # raised at each new holder
+    taken_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)  # the database's clock

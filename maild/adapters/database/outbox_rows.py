@@ -8,6 +8,7 @@ column keeps their strings.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Final, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
@@ -28,6 +29,35 @@ DUE: Final = (  # with its ticket's number, for the sender's log line
     .where(_C.state == _PENDING, _C.next_attempt_at <= bindparam("now"))
     .order_by(_C.id)
     .limit(bindparam("limit"))
+)
+# PostgreSQL, several senders: the due rows are taken for CLAIM (their next
+# attempt moved past it) by one statement that skips the rows another sender
+# is taking; a sender that dies before sending leaves them to the others then.
+# A sender's round stops sending before (outbox.ROUND_SECONDS).
+CLAIM: Final = timedelta(seconds=60)
+CLAIM_DUE: Final = (
+    update(OUTBOX)
+    .where(
+        _C.id.in_(
+            select(_C.id)
+            .where(_C.state == _PENDING, _C.next_attempt_at <= bindparam("now"))
+            .order_by(_C.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(next_attempt_at=bindparam("until"))
+    .returning(
+        _C.id,
+        _C.message_id,
+        _C.recipients,
+        _C.data,
+        _C.attempts,
+        select(_TICKETS.c.number)
+        .where(_TICKETS.c.id == _C.ticket_id)
+        .scalar_subquery(),
+    )
 )
 MARK_SENT: Final = (
     update(OUTBOX)

@@ -29,8 +29,8 @@ from maild.adapters.database.engine import (
     is_sqlite,
     is_up_to_date,
     make_engine,
-    upgrade,
 )
+from maild.adapters.database.instances import Fence, check_fence, upgrade_when_safe
 from maild.adapters.database.mails import KeptMail
 from maild.adapters.database.models import (
     AttachmentRow,
@@ -382,6 +382,8 @@ class Store:
         self._writer: AbstractContextManager[object] = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        # The lease this thread's transactions write under (fenced()), if any.
+        self._fence = threading.local()
 
     @contextmanager
     def transaction(self, *, relaxed: bool = False) -> Iterator[Tx]:
@@ -396,8 +398,29 @@ class Store:
                 yield Tx(session, self.blobs)
                 if not relaxed:  # what it commits names no blob a power cut loses
                     self.blobs.wait_durable()
+                fence: Fence | None = getattr(self._fence, "value", None)
+                if fence is not None:  # last, just before the commit
+                    check_fence(session, fence)  # LeaseLost: nothing written
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(_first_line(exc)) from exc
+
+    @contextmanager
+    def fenced(self, fence: Fence) -> Iterator[None]:
+        """Make this thread's transactions write under a lease, or not at all.
+
+        Each one checks, in itself and just before it commits, that the
+        lease is still this instance's (check_fence), and rolls back with
+        LeaseLost if it is not: an instance paused past its lease and
+        resumed cannot act on it. Checked last, the lease row is locked for
+        the commit alone: a holder killed while it waits on another lock
+        (its backend cannot tell it is gone) does not keep the role from
+        the others.
+        """
+        self._fence.value = fence
+        try:
+            yield
+        finally:
+            self._fence.value = None
 
     def close(self) -> None:
         """Finish flushing the blobs and close the database connections."""
@@ -514,18 +537,23 @@ class Store:
     def due_outbox(self, now: datetime, limit: int) -> list[Due]:
         """The pending mails due at now, in the order they were queued."""
         with self.reading() as session:
-            rows = session.execute(outbox_rows.DUE, {"now": now, "limit": limit})
-            return [
-                Due(
-                    row_id,
-                    message_id,
-                    tuple(recipients.split(",")),
-                    data,
-                    attempts,
-                    number,
-                )
-                for row_id, message_id, recipients, data, attempts, number in rows
-            ]
+            rows = list(session.execute(outbox_rows.DUE, {"now": now, "limit": limit}))
+        return _due(rows)
+
+    def take_due(self, now: datetime, limit: int) -> list[Due]:
+        """The mails due at now, taken for this sender for outbox_rows.CLAIM.
+
+        On PostgreSQL several instances' senders never take the same row at
+        once (outbox_rows.CLAIM_DUE); SQLite has one instance, one sender.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return self.due_outbox(now, limit)
+        with self.transaction(relaxed=True) as tx:
+            claimed = tx.session.execute(
+                outbox_rows.CLAIM_DUE,
+                {"now": now, "limit": limit, "until": now + outbox_rows.CLAIM},
+            )
+            return _due(sorted(tuple(row) for row in claimed))
 
     def mark_sent(self, outbox_ids: Sequence[int], now: datetime) -> None:
         """Mark pending mails sent (and count the attempt), in one commit.
@@ -562,6 +590,13 @@ class Store:
                 OutboxState(state): int(count)
                 for state, count in session.execute(outbox_rows.COUNTS)
             }
+
+
+def _due(rows: Sequence[Any]) -> list[Due]:
+    return [
+        Due(row_id, message_id, tuple(recipients.split(",")), data, tries, number)
+        for row_id, message_id, recipients, data, tries, number in rows
+    ]
 
 
 def _first_line(exc: OperationalError | InterfaceError) -> str:
@@ -615,5 +650,5 @@ def open_store(settings: Settings, *, migrate: bool, checkpoints: bool = True) -
     engine = make_engine(settings.database_url, checkpoints=checkpoints)
     if migrate and is_sqlite(settings.database_url) and not is_up_to_date(engine):
         settings.storage_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.database_url)
+        upgrade_when_safe(settings.database_url, settings.lease_seconds)
     return Store(engine, BlobStore(settings.storage_dir / "blobs"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from maild.errors import DeliveryDeferred, DeliveryFailed, StoreUnavailable
 log = logging.getLogger(__name__)
 
 BATCH = 50
+# A round sends for at most this long: the rows it took are its own for a
+# minute (several instances, outbox_rows.CLAIM); the rest wait for the next.
+ROUND_SECONDS = 30.0
 MAX_BACKOFF = timedelta(hours=1)
 
 
@@ -59,6 +63,10 @@ class OutboxStore(Protocol):
     ) -> AbstractContextManager[OutboxSession]: ...
     def due_outbox(self, now: datetime, limit: int) -> list[Due]:
         """The pending mails due at now, in the order they were queued."""
+
+    def take_due(self, now: datetime, limit: int) -> list[Due]:
+        """The pending mails due at now, taken by this sender for a while: the
+        senders of several instances never take the same one at once."""
 
     def mark_sent(self, outbox_ids: Sequence[int], now: datetime) -> None:
         """Mark pending mails sent (and count the attempt), in one commit."""
@@ -117,7 +125,7 @@ class OutboxSender:
         """
         total = 0
         while True:
-            due = self.store.due_outbox(self.clock(), BATCH)
+            due = self.store.take_due(self.clock(), BATCH)
             accepted, is_deferred = self._deliver(due)
             total += accepted
             if is_deferred or len(due) < BATCH:
@@ -126,8 +134,11 @@ class OutboxSender:
     def _deliver(self, due: list[Due]) -> tuple[int, bool]:
         """Send one round; return how many were accepted and if the relay deferred."""
         accepted: list[int] = []
+        ends = time.monotonic() + ROUND_SECONDS
         try:
             for item in due:
+                if time.monotonic() > ends:
+                    return len(accepted), True  # the relay is slow: the rest later
                 try:
                     self.mailer.send(
                         item.message_id, self.sender, item.recipients, item.data
