@@ -83,6 +83,11 @@ class LeaseLost(StoreUnavailable):
     """This instance no longer holds the role it wrote for: the write rolled back."""
 
 
+class SchemaBehind(MaildError):
+    """A shared database (PostgreSQL) whose schema is not the one this maild
+    needs: `maild db upgrade` migrates it; maild never does on its own."""
+
+
 class InstanceConflict(MaildError):
     """Another instance stands in the way: a second one on SQLite, or an older
     one still running when the schema would change."""

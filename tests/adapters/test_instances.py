@@ -24,6 +24,7 @@ from maild.adapters.database.models import MailRow
 from maild.adapters.database.store import Store
 from maild.domain import MailOrigin, OutboundMail
 from maild.errors import InstanceConflict, LeaseLost
+from tests.support.daemon import run_maild, write_config
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
@@ -214,3 +215,14 @@ def _waiting_on_a_lock(engine: Engine) -> bool:
             )
         )
         return bool(waiting.scalar_one())
+
+
+def test_a_shared_database_not_upgraded_is_named_with_the_fix(
+    fresh_postgres_db: str, tmp_path: Path
+) -> None:
+    config, _ = write_config(tmp_path, sink_port=None, database_url=fresh_postgres_db)
+    for command in (("tickets", "list", "--json"), ("run",)):
+        done = run_maild(config, *command)
+        assert done.returncode == 1, command
+        assert "maild db upgrade" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

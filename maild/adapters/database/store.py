@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from maild.adapters.database import mails, outbox_rows, statements, tickets
 from maild.adapters.database.blobs import BlobStore
 from maild.adapters.database.engine import (
+    HEAD_REVISION,
     RELAXED_OPTION,
     WRITE_OPTION,
     is_sqlite,
@@ -58,7 +59,7 @@ from maild.domain import (
     TicketState,
     Timer,
 )
-from maild.errors import StoreUnavailable
+from maild.errors import SchemaBehind, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -651,4 +652,19 @@ def open_store(settings: Settings, *, migrate: bool, checkpoints: bool = True) -
     if migrate and is_sqlite(settings.database_url) and not is_up_to_date(engine):
         settings.storage_dir.mkdir(parents=True, exist_ok=True)
         upgrade_when_safe(settings.database_url, settings.lease_seconds)
+    elif migrate and not _is_at_head_or_unreachable(engine):
+        engine.dispose()
+        raise SchemaBehind(
+            f"the database's schema is not at {HEAD_REVISION}, the one this maild "
+            "needs: run `maild db upgrade` (README, Several instances)"
+        )
     return Store(engine, BlobStore(settings.storage_dir / "blobs"))
+
+
+def _is_at_head_or_unreachable(engine: Engine) -> bool:
+    """Whether a shared database is at head; True when it cannot be reached
+    now (the daemon waits for it, as for any outage)."""
+    try:
+        return is_up_to_date(engine)
+    except _UNAVAILABLE:
+        return True
