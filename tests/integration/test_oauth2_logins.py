@@ -201,7 +201,8 @@ def test_a_token_that_lapses_during_idle_is_renewed_without_losing_or_repeating_
     # The first token has lapsed: maild left IDLE and logged in anew, twice.
     wait_until(lambda: token_endpoint.count("client_credentials") >= 3, 90, "tokens")
     oauth2_mailbox.append(HELPDESK, new_mail("Après", sender="deux@example.com"))
-    oauth2_mailbox.kick()  # and a server that ends a session, as Microsoft 365 does
+    # and a server that ends a session, as Microsoft 365 does
+    wait_until(oauth2_mailbox.kick, 30, "a session to end")
     oauth2_mailbox.append(HELPDESK, new_mail("Enfin", sender="trois@example.com"))
     smtp_sink.wait_for(lambda m: "trois@example.com" in m.rcpt_tos, timeout=30)
     smtp_sink.wait_for(lambda m: "deux@example.com" in m.rcpt_tos, timeout=30)

@@ -140,14 +140,20 @@ class DovecotServer:
                 client.delete_messages(uids)
                 client.expunge()
 
-    def kick(self, user: str = HELPDESK) -> None:
-        """Disconnect every IMAP session of user, as an admin would."""
-        subprocess.run(
+    def kick(self, user: str = HELPDESK) -> bool:
+        """Disconnect every IMAP session of user, as an admin would; False when
+        user had none (doveadm's exit 68), e.g. between two logins."""
+        done = subprocess.run(
             [str(DOVEADM), "-c", str(self.config), "kick", user],
-            check=True,
             capture_output=True,
+            text=True,
             timeout=10,
+            check=False,
         )
+        if done.returncode == 68:
+            return False
+        done.check_returncode()
+        return True
 
     def kill_sessions(self, user: str = HELPDESK) -> list[int]:
         """SIGKILL the imap processes serving user: a crash, no BYE sent."""
