@@ -36,12 +36,14 @@ from maild.core.parse import ParseLimits
 from maild.domain import MailDisposition, MailOrigin
 from maild.errors import ConfigError, TransientError
 from maild.runtime.logs import configure_logging
+from maild.runtime.retention import daily_purge
 from maild.runtime.sender import SendingProcess
 from maild.runtime.sender_wiring import make_renderer, outbox_sender, system_clock
 
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 20
+PURGE_AT = "03:15"  # the daily purge (README, Personal data): a quiet hour
 
 
 @dataclass
@@ -152,6 +154,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> int:
             lambda now: _check_sla(parts, now, sending.wake),
             system_clock,
             settings.sla.timezone,
+        )
+        starting.add_daily(
+            "purge", daily_purge(settings, parts.store, system_clock), PURGE_AT
         )
         starting.start()
         ticker = starting
