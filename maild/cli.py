@@ -127,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         help="envelope recipient (default: the incident address)",
     )
     replay.set_defaults(func=_replay)
+    _privacy_parsers(commands)
     return parser
 
 
@@ -217,6 +218,98 @@ def _print_checks(checks: Sequence[Any], as_json: bool) -> int:
             if check.fix:
                 print(f"{'':16}fix: {check.fix}")
     return exit_status(checks)
+
+def _privacy_parsers(commands: Any) -> None:
+    """purge and person: personal data with an end (README, Personal data)."""
+    purge = commands.add_parser("purge", help="remove what retention says is due")
+    purge.add_argument("--dry-run", action="store_true", help="count, remove nothing")
+    purge.add_argument("--json", action="store_true")
+    purge.set_defaults(func=_purge)
+    person = commands.add_parser(
+        "person", help="one person's data: export, anonymise"
+    ).add_subparsers(required=True, metavar="ACTION")
+    export = person.add_parser("export", help="everything naming ADDRESS, as a zip")
+    export.add_argument("address")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    export.set_defaults(func=_person_export)
+    anonymise = person.add_parser(
+        "anonymise", help="replace ADDRESS, its name and phone by a pseudonym"
+    )
+    anonymise.add_argument("address")
+    anonymise.add_argument(
+        "--by", default="", help="who asks (default: the user running maild)"
+    )
+    anonymise.add_argument("--json", action="store_true")
+    anonymise.set_defaults(func=_person_anonymise)
+
+
+def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    from maild.runtime import retention  # the purge's wiring: this command's only
+
+    store = open_store(settings, migrate=True)
+    try:
+        now = datetime.now(UTC)
+        done = retention.purge(settings, store, now, dry_run=args.dry_run)
+    finally:
+        store.close()
+    counts = {"mails": done.mails, "attachments": done.attachments, "blobs": done.blobs}
+    if args.json:
+        _print_json(counts)
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        print(
+            f"{verb}: {done.mails} raw mail(s), {done.attachments} attachment(s), "
+            f"{done.blobs} blob file(s)"
+        )
+    return 0
+
+
+def _person_address(text: str) -> str | None:
+    address = normalize_address(text)
+    if not address:
+        print(f"maild: not an address: {text!r}", file=sys.stderr)
+    return address or None
+
+
+def _person_export(settings: Settings, args: argparse.Namespace) -> int:
+    from maild.runtime import person
+
+    address = _person_address(args.address)
+    if address is None:
+        return 1
+    try:
+        index = person.export(settings, address, args.out, datetime.now(UTC))
+    except OSError as exc:
+        print(f"maild: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.out}: {len(index['tickets'])} ticket(s), {len(index['mails'])} mail(s)"
+    )
+    return 0
+
+
+def _person_anonymise(settings: Settings, args: argparse.Namespace) -> int:
+    from maild.runtime import person
+
+    address = _person_address(args.address)
+    if address is None:
+        return 1
+    done = person.anonymise(settings, address, args.by, datetime.now(UTC))
+    counts = {
+        "pseudonym": done.pseudonym,
+        "tickets": done.tickets,
+        "mails": done.mails,
+        "attachments": done.attachments,
+        "blobs": done.blobs,
+    }
+    if args.json:
+        _print_json(counts)
+    else:
+        print(
+            f"{address} is now {done.pseudonym} on {done.tickets} ticket(s); "
+            f"removed {done.mails} raw mail(s), {done.attachments} attachment(s)"
+        )
+    return 0
 
 
 def _staff_parser(commands: Any) -> None:

@@ -137,6 +137,8 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class Retention:
     rate_days_after_close: int = 30  # RATE still accepted this long after closure
+    mail_days_after_close: int = 365  # raw mails and attachments of closed tickets
+    quarantine_days: int = 30  # quarantined and ignored mails
 
 
 class LogLevel(StrEnum):
@@ -646,9 +648,15 @@ def _limits(t: Mapping[str, Any]) -> Limits:
 
 
 def _retention(t: Mapping[str, Any]) -> Retention:
-    _only(t, "retention", {"rate_days_after_close"})
+    _only(
+        t,
+        "retention",
+        {"rate_days_after_close", "mail_days_after_close", "quarantine_days"},
+    )
     return Retention(
         rate_days_after_close=_int(t, "retention.rate_days_after_close", 30, 0, 36500),
+        mail_days_after_close=_int(t, "retention.mail_days_after_close", 365, 1, 36500),
+        quarantine_days=_int(t, "retention.quarantine_days", 30, 1, 36500),
     )
 
 

@@ -58,6 +58,8 @@ class EventKind(StrEnum):
     COMMAND_REFUSED = "command_refused"
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
+    PURGED = "purged"  # retention removed its raw mails and attachments
+    ANONYMISED = "anonymised"  # a person's data replaced by a pseudonym
 
 
 class Role(StrEnum):

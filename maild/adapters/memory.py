@@ -15,6 +15,7 @@ kept are immutable, so what a caller holds never changes under it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from typing import TypeVar
 
 from maild.adapters.outgoing.outbox import Due
 from maild.app.ports import OPEN_STATES, NewEvent, TicketFilter
+from maild.core.retention import Dropped
 from maild.domain import (
     Attachment,
     EventKind,
@@ -69,6 +71,7 @@ class KeptMail:
     message_id: str = ""
     sender: str = ""
     subject: str = ""
+    is_kept: bool = True  # its bytes: False once retention or erasure dropped them
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,9 @@ class _Tables:
     answers_to: dict[str, list[Answer]] = field(default_factory=dict)
     answers_on: dict[int, list[Answer]] = field(default_factory=dict)
     staff: dict[str, Role] = field(default_factory=dict)
+    purged: dict[int, datetime] = field(default_factory=dict)  # ticket -> when
+    to_sweep: dict[str, None] = field(default_factory=dict)  # blobs let go
+    swept: list[str] = field(default_factory=list)  # blobs "removed", in order
     last_id: int = 0  # one sequence for every kind of row, never taken back
     undo: list[Callable[[], object]] = field(default_factory=list)
 
@@ -262,6 +268,113 @@ class MemorySession:
             (e.event.message_id for e in events if e.event.kind is EventKind.CREATED),
             None,
         )
+
+    # Retention and erasure
+
+    def drop_ticket_mails(self, ticket_id: int, now: datetime) -> Dropped:
+        dropped = self._drop_ticket_bytes(ticket_id)
+        self._t.put(self._t.purged, ticket_id, now)
+        return dropped
+
+    def _drop_ticket_bytes(self, ticket_id: int) -> Dropped:
+        t = self._t
+        self._ticket(ticket_id)
+        mails = [m for m in t.mails.values() if m.ticket_id == ticket_id and m.is_kept]
+        for kept in mails:
+            t.put(t.mails, kept.id, replace(kept, raw=b"", is_kept=False))
+        attached = t.attachments.get(ticket_id, [])
+        t.put(t.attachments, ticket_id, [])
+        for queued in [q for q in t.outbox.values() if q.ticket_id == ticket_id]:
+            if queued.state is not OutboxState.PENDING:
+                t.put(t.outbox, queued.id, replace(queued, data=b""))
+        shas = frozenset(
+            [_sha(m.raw) for m in mails] + [_sha(a.attachment.data) for a in attached]
+        )
+        for sha in shas:
+            t.put(t.to_sweep, sha, None)
+        return Dropped(len(mails), len(attached), shas)
+
+    def drop_mail_bytes(self, mail_id: int) -> Dropped:
+        kept = self._t.mails.get(mail_id)
+        if kept is None or not kept.is_kept:
+            return Dropped()
+        self._t.put(self._t.mails, mail_id, replace(kept, raw=b"", is_kept=False))
+        self._t.put(self._t.to_sweep, _sha(kept.raw), None)
+        return Dropped(mails=1, blobs=frozenset({_sha(kept.raw)}))
+
+    def unnamed_blobs(self, shas: frozenset[str]) -> frozenset[str]:
+        return shas - _named(self._t)
+
+    def rewrite_ticket(
+        self, ticket_id: int, rewrite: Callable[[str], str]
+    ) -> tuple[Dropped, tuple[str, ...]]:
+        t = self._t
+        dropped = self._drop_ticket_bytes(ticket_id)
+        t.put(t.tickets, ticket_id, _rewritten(self._ticket(ticket_id), rewrite))
+        watchers = t.watchers.get(ticket_id, ())
+        t.put(t.watchers, ticket_id, tuple(_person(w, rewrite) for w in watchers))
+        events = [
+            replace(e, event=replace(
+                e.event, actor=rewrite(e.event.actor), text=rewrite(e.event.text),
+                message_id=e.event.message_id and rewrite(e.event.message_id)))
+            for e in t.events.get(ticket_id, [])
+        ]  # fmt: skip
+        t.put(t.events, ticket_id, events)
+        for kept in [m for m in t.mails.values() if m.ticket_id == ticket_id]:
+            t.put(t.mails, kept.id, _mail_rewritten(kept, rewrite))
+        sent = []
+        for queued in [q for q in t.outbox.values() if q.ticket_id == ticket_id]:
+            to = tuple(rewrite(a) for a in queued.mail.to)
+            if queued.state is OutboxState.PENDING and to != queued.mail.to:
+                t.drop(t.outbox, queued.id)
+                t.drop(t.outbox_ids, queued.mail.message_id)
+                t.drop(t.pending, queued.id)
+                continue
+            mail = replace(queued.mail, to=to, subject=rewrite(queued.mail.subject))
+            t.put(t.outbox, queued.id, replace(queued, mail=mail))
+            if queued.state is not OutboxState.PENDING:
+                sent.append(queued.mail.message_id)
+        self._rewrite_answers(lambda a: a.ticket_id == ticket_id, rewrite)
+        return dropped, tuple(sent)
+
+    def rewrite_mail(self, mail_id: int, rewrite: Callable[[str], str]) -> Dropped:
+        dropped = self.drop_mail_bytes(mail_id)
+        kept = self._t.mails.get(mail_id)
+        if kept is not None:
+            self._t.put(self._t.mails, mail_id, _mail_rewritten(kept, rewrite))
+        return dropped
+
+    def rewrite_answers(self, address: str, alias: str) -> None:
+        self._rewrite_answers(
+            lambda a: a.address == address, lambda text: text.replace(address, alias)
+        )
+
+    def _rewrite_answers(
+        self, which: Callable[[Answer], bool], rewrite: Callable[[str], str]
+    ) -> None:
+        t = self._t
+        if not any(which(a) for a in t.answers):
+            return
+        old = (list(t.answers), dict(t.answers_to), dict(t.answers_on))
+
+        def undo() -> None:
+            t.answers[:] = old[0]
+            t.answers_to.clear()
+            t.answers_to.update(old[1])
+            t.answers_on.clear()
+            t.answers_on.update(old[2])
+
+        t.undo.append(undo)
+        answers = [
+            replace(a, address=rewrite(a.address)) if which(a) else a for a in t.answers
+        ]
+        t.answers[:] = answers
+        t.answers_to.clear()
+        t.answers_on.clear()
+        for a in answers:
+            t.answers_to.setdefault(a.address, []).append(a)
+            if a.ticket_id is not None:
+                t.answers_on.setdefault(a.ticket_id, []).append(a)
 
     # Mails taken in
 
@@ -586,6 +699,92 @@ class MemoryStore:
 
     # For tests: staff added as the command line would, and what is kept
 
+    # Retention and erasure (app/purge.py, app/anonymise.py)
+
+    def tickets_due_for_purge(
+        self, closed_before: datetime, after_id: int, limit: int
+    ) -> list[int]:
+        with self._lock:
+            due = sorted(
+                (t.closed_at, t.id)
+                for t in self._t.tickets.values()
+                if t.id not in self._t.purged
+                and t.status is TicketState.CLOSED
+                and t.closed_at is not None
+                and t.closed_at < closed_before
+            )
+            after = self._t.tickets.get(after_id)
+            if after is not None and after.closed_at is not None:
+                due = [d for d in due if d > (after.closed_at, after_id)]
+            return [ticket_id for _, ticket_id in due[:limit]]
+
+    def mails_due_for_purge(
+        self, handled_before: datetime, after_id: int, limit: int
+    ) -> list[int]:
+        with self._lock:
+            return sorted(
+                m.id
+                for m in self._t.mails.values()
+                if m.id > after_id
+                and m.is_kept
+                and m.state in (MailState.QUARANTINED, MailState.IGNORED)
+                and m.handled_at is not None
+                and m.handled_at < handled_before
+            )[:limit]
+
+    @contextmanager
+    def rehearsal(self) -> Iterator[MemorySession]:
+        """A transaction always undone: a dry run."""
+
+        class _Rehearsed(Exception):
+            pass
+
+        try:
+            with self.transaction() as tx:
+                yield tx
+                raise _Rehearsed
+        except _Rehearsed:
+            pass  # undone, as asked
+
+    def sweep_blobs(self, limit: int) -> tuple[int, int]:
+        with self.transaction():
+            t = self._t
+            shas = sorted(t.to_sweep)[:limit]
+            gone = [s for s in shas if s not in _named(t)]
+            for sha in shas:
+                t.drop(t.to_sweep, sha)
+            for sha in gone:
+                t.append(t.swept, sha)
+            return len(shas), len(gone)
+
+    def tickets_naming(self, address: str) -> list[int]:
+        with self._lock:
+            t = self._t
+            found = {
+                i
+                for i, k in t.tickets.items()
+                if address in (k.requester.address, k.beneficiary.address, k.owner)
+            }
+            found |= {
+                i
+                for i, ws in t.watchers.items()
+                if any(w.address == address for w in ws)
+            }
+            found |= {
+                i
+                for i, es in t.events.items()
+                if any(e.event.actor == address for e in es)
+            }
+            return sorted(found)
+
+    def mails_from(self, address: str) -> list[int]:
+        with self._lock:
+            return sorted(m.id for m in self._t.mails.values() if m.sender == address)
+
+    def purged_at(self, ticket_id: int) -> datetime | None:
+        with self._lock:
+            return self._t.purged.get(ticket_id)
+
     def add_staff(self, address: str, role: Role) -> None:
         with self.transaction():
             self._t.put(self._t.staff, address.lower(), role)
@@ -619,6 +818,46 @@ class MemoryStore:
     def answers(self) -> tuple[Answer, ...]:
         with self._lock:
             return tuple(self._t.answers)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _named(tables: _Tables) -> set[str]:
+    """The blobs some kept mail or attachment names (as the database's keys)."""
+    named = {_sha(m.raw) for m in tables.mails.values() if m.is_kept}
+    for kept in tables.attachments.values():
+        named.update(_sha(a.attachment.data) for a in kept)
+    return named
+
+
+def _person(person: Person, rewrite: Callable[[str], str]) -> Person:
+    return Person(rewrite(person.name), rewrite(person.address))
+
+
+def _rewritten(ticket: Ticket, rewrite: Callable[[str], str]) -> Ticket:
+    return replace(
+        ticket,
+        subject=rewrite(ticket.subject),
+        description=rewrite(ticket.description),
+        requester=_person(ticket.requester, rewrite),
+        beneficiary=_person(ticket.beneficiary, rewrite),
+        application=rewrite(ticket.application),
+        phone=rewrite(ticket.phone),
+        owner=ticket.owner and rewrite(ticket.owner),
+        rating_comment=ticket.rating_comment and rewrite(ticket.rating_comment),
+    )
+
+
+def _mail_rewritten(kept: KeptMail, rewrite: Callable[[str], str]) -> KeptMail:
+    return replace(
+        kept,
+        sender=rewrite(kept.sender),
+        subject=rewrite(kept.subject),
+        message_id=rewrite(kept.message_id),
+        reason=rewrite(kept.reason),
+    )
 
 
 def _place(origin: MailOrigin) -> Place:

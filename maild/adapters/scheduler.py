@@ -47,6 +47,19 @@ class SlaTicker:
         if fired:  # each fired timer has its line at INFO
             log.debug("sla: %s timer(s) fired", fired)
 
+    def add_daily(self, job_id: str, call: Callable[[], None], at: str) -> None:
+        """Run call once a day at HH:MM in the calendar's time zone (the purge)."""
+        hour, minute = (int(part) for part in at.split(":"))
+        self.scheduler.add_job(
+            call,
+            "cron",
+            hour=hour,
+            minute=minute,
+            max_instances=1,
+            coalesce=True,
+            id=job_id,
+        )
+
     def start(self) -> None:
         self.scheduler.start()
 

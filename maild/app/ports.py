@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from maild.core.retention import Dropped
 from maild.domain import (
     Attachment,
     EventKind,
@@ -108,6 +109,29 @@ class DeskSession(Protocol):
     def opening_message_id(self, ticket_id: int) -> str | None:
         """The Message-ID of the mail that opened the ticket."""
 
+    # Retention and erasure
+    def drop_ticket_mails(self, ticket_id: int, now: datetime) -> Dropped:
+        """Drop a ticket's raw mails and attachments; mark it purged at now."""
+
+    def drop_mail_bytes(self, mail_id: int) -> Dropped:
+        """Drop one mail's raw bytes; its record (what became of it) stays."""
+
+    def unnamed_blobs(self, shas: frozenset[str]) -> frozenset[str]:
+        """The blobs among these that nothing names any more."""
+
+    def rewrite_ticket(
+        self, ticket_id: int, rewrite: Callable[[str], str]
+    ) -> tuple[Dropped, tuple[str, ...]]:
+        """Rewrite every text of a ticket (its events, watchers, mail records,
+        sent mail records), drop its raw mails, attachments and the bytes of
+        what was sent; return what was dropped and the sent Message-IDs."""
+
+    def rewrite_mail(self, mail_id: int, rewrite: Callable[[str], str]) -> Dropped:
+        """Rewrite a mail's record and drop its bytes."""
+
+    def rewrite_answers(self, address: str, alias: str) -> None:
+        """Keep the answers counted for the caps under the pseudonym."""
+
     # Mails taken in
     def finish_mail(
         self,
@@ -179,6 +203,38 @@ class DeskStore(Protocol):
     # What the SLA tick looks up
     def due_tickets(self, timer: Timer, now: datetime, limit: int) -> list[int]:
         """The ids of tickets whose timer is due at now, the earliest first."""
+
+
+class RetentionStore(DeskStore, Protocol):
+    """What the purge needs besides the desk's transactions."""
+
+    def tickets_due_for_purge(
+        self, closed_before: datetime, after_id: int, limit: int
+    ) -> list[int]:
+        """Closed tickets not purged yet, closed before a moment, in the order
+        of their closure (then id), after the one given (0: from the first)."""
+
+    def mails_due_for_purge(
+        self, handled_before: datetime, after_id: int, limit: int
+    ) -> list[int]:
+        """Quarantined and ignored mails still with bytes, handled before."""
+
+    def rehearsal(self) -> AbstractContextManager[DeskSession]:
+        """A transaction that is always rolled back (a dry run)."""
+
+    def sweep_blobs(self, limit: int) -> tuple[int, int]:
+        """Look at up to limit blobs noted as dropped; remove those nothing
+        names; return (looked at, removed)."""
+
+
+class PersonStore(RetentionStore, Protocol):
+    """What an erasure looks up before its transactions."""
+
+    def tickets_naming(self, address: str) -> list[int]:
+        """Tickets where an address is a party, owner, watcher or event author."""
+
+    def mails_from(self, address: str) -> list[int]:
+        """The mails an address sent, on a ticket or none."""
 
 
 class MailHandler(Protocol):

@@ -62,6 +62,8 @@ _STAYS: Final[Mapping[EventKind, frozenset[TicketState]]] = {
     EventKind.COMMAND_REFUSED: _EVERY_STATE,
     EventKind.AUTO_REPLY: _EVERY_STATE,
     EventKind.BOUNCE: _EVERY_STATE,
+    EventKind.PURGED: frozenset({_CLOSED}),
+    EventKind.ANONYMISED: _EVERY_STATE,
     EventKind.REMINDER: _OPEN,
     EventKind.BREACH: _OPEN,
     EventKind.REANNOUNCED: frozenset({_NEW}),

@@ -40,6 +40,7 @@ from maild.domain import MailDisposition, MailOrigin, OutboxState
 from maild.errors import ConfigError, TransientError
 from maild.runtime.logs import configure_logging
 from maild.runtime.metrics import MeasuredHandler, Metrics
+from maild.runtime.retention import daily_purge
 from maild.runtime.roles import RoleKeeper, single_instance
 from maild.runtime.sender import SendingProcess
 from maild.runtime.sender_wiring import make_renderer, outbox_sender, system_clock
@@ -48,6 +49,7 @@ from maild.runtime.watchdog import Heartbeats, Notifier, Watchdog
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 20
+PURGE_AT = "03:15"  # the daily purge (README, Personal data): a quiet hour
 
 
 @dataclass
@@ -193,6 +195,13 @@ def _run(settings: Settings, stop: threading.Event) -> int:
             system_clock,
             settings.sla.timezone,
         )
+        purge = daily_purge(settings, parts.store, system_clock)
+
+        def purge_if_holder() -> None:
+            # with several instances, the holder of the sla role purges (fenced)
+            roles.as_holder("sla", lambda: purge() or 0)
+
+        starting.add_daily("purge", purge_if_holder, PURGE_AT)
         starting.start()
         ticker = starting
         intake = _start_smtp_intake(settings, measured)

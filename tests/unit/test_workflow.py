@@ -82,6 +82,8 @@ STAYING = {
     E.REMINDER: {S.NEW, S.IN_PROGRESS},
     E.BREACH: {S.NEW, S.IN_PROGRESS},
     E.REANNOUNCED: {S.NEW},
+    E.PURGED: {S.CLOSED},  # retention: only a closed ticket loses its mails
+    E.ANONYMISED: set(TicketState),  # an erasure request, whatever the state
     E.CREATED: set(),
 }
 

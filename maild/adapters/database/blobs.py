@@ -61,6 +61,15 @@ class BlobStore:
         wait(writing)
         return path.read_bytes()
 
+    def remove(self, sha256: str) -> int:
+        """Delete a blob's file (the sweep's call); return 1 if it was there."""
+        path = self.path_for(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
+
     def close(self) -> None:
         """Finish the flushes under way and stop the flushing thread."""
         with self._lock:

@@ -68,6 +68,7 @@ class Base(DeclarativeBase):
 
 class TicketRow(Base):
     __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_purge_due", "purged_at", "closed_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -101,6 +102,8 @@ class TicketRow(Base):
     reannounce_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     pdr_retry_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
     auto_close_at: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    # Retention (app/purge.py): when its raw mails and attachments were removed.
+    purged_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class WatcherRow(Base):
@@ -146,7 +149,7 @@ class AttachmentRow(Base):
     filename: Mapped[str] = mapped_column(Text)  # metadata only, never a path
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))  # key in the blob store
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # blob store key
     is_inline: Mapped[bool] = mapped_column(Boolean)
     content_id: Mapped[str] = mapped_column(String(998))
 
@@ -172,11 +175,26 @@ class MailRow(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), index=True)  # MailState
     reason: Mapped[str] = mapped_column(Text)
-    # No foreign key: tickets.source_mail_id points the other way.
-    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    # No foreign key: tickets.source_mail_id points the other way. Indexed
+    # for the purge and the erasure, which take a ticket's mails.
+    ticket_id: Mapped[int | None] = mapped_column(Integer, index=True)
     received_at: Mapped[datetime] = mapped_column(Timestamp)
     handled_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    blob_sha256: Mapped[str] = mapped_column(String(64))  # the raw bytes, kept
+    # The raw bytes, kept; "" once removed (retention, erasure).
+    blob_sha256: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class BlobSweepRow(Base):
+    """A blob a purge or an erasure stopped naming: its file goes once unnamed.
+
+    Written in the transaction that drops the last row naming it, removed once
+    the file is checked and gone, so a crash in between leaves it to the next
+    run instead of an orphan file.
+    """
+
+    __tablename__ = "blob_sweep"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class CounterRow(Base):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
@@ -21,7 +21,14 @@ from sqlalchemy import CursorResult, Engine, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from maild.adapters.database import mails, outbox_rows, statements, tickets
+from maild.adapters.database import (
+    erasure,
+    mails,
+    outbox_rows,
+    retention,
+    statements,
+    tickets,
+)
 from maild.adapters.database.blobs import BlobStore
 from maild.adapters.database.engine import (
     HEAD_REVISION,
@@ -42,6 +49,7 @@ from maild.adapters.database.models import (
 from maild.adapters.outgoing.outbox import Due
 from maild.app.ports import OPEN_STATES, NewEvent, TicketFilter
 from maild.config import Settings
+from maild.core.retention import Dropped
 from maild.domain import (
     FINAL_STATES,
     Attachment,
@@ -192,6 +200,7 @@ class Tx:
     ) -> None:
         if not attachments:
             return
+        retention.hold_blob_lock(self.session)
         self.session.execute(
             statements.ADD_ATTACHMENT,
             [
@@ -216,6 +225,38 @@ class Tx:
                 statements.OPENING_MESSAGE_ID, {"ticket_id": ticket_id}
             ).scalar_one_or_none()
         return self._openings[ticket_id]
+
+    # Retention and erasure (app/purge.py, app/person.py)
+
+    def drop_ticket_mails(self, ticket_id: int, now: datetime) -> Dropped:
+        """Drop a ticket's raw mails and attachments and mark it purged."""
+        count, attached, shas = retention.drop_ticket_bytes(
+            self.session, ticket_id, now
+        )
+        return Dropped(count, attached, shas)
+
+    def drop_mail_bytes(self, mail_id: int) -> Dropped:
+        """Drop the raw bytes of one mail (its record stays)."""
+        shas = retention.drop_mail_bytes(self.session, mail_id)
+        return Dropped(mails=len(shas), blobs=shas)
+
+    def rewrite_ticket(
+        self, ticket_id: int, rewrite: Callable[[str], str]
+    ) -> tuple[Dropped, tuple[str, ...]]:
+        """Rewrite every text of a ticket; drop its raw mails and attachments."""
+        return erasure.rewrite_ticket(self.session, ticket_id, rewrite)
+
+    def rewrite_mail(self, mail_id: int, rewrite: Callable[[str], str]) -> Dropped:
+        """Rewrite a mail's record and drop its bytes."""
+        return erasure.rewrite_mail(self.session, mail_id, rewrite)
+
+    def rewrite_answers(self, address: str, alias: str) -> None:
+        """Keep the answers counted for an address under its pseudonym."""
+        erasure.rewrite_answers(self.session, address, alias)
+
+    def unnamed_blobs(self, shas: frozenset[str]) -> frozenset[str]:
+        """The blobs among these that no row names any more."""
+        return retention.unnamed(self.session, shas)
 
     # Mails taken in
 
@@ -423,6 +464,15 @@ class Store:
         finally:
             self._fence.value = None
 
+    def truncate_log(self) -> None:
+        """Copy SQLite's write-ahead log into the database and empty it, so that
+        the pages an erasure rewrote are nowhere in their old form (no-op on
+        PostgreSQL, whose VACUUM reclaims dead rows)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         """Finish flushing the blobs and close the database connections."""
         self.blobs.close()
@@ -450,8 +500,9 @@ class Store:
         the inbox without another commit. Its Message-ID and sender are
         written when it is finished, once parsed.
         """
-        blob = self.blobs.put(raw)
         with self.transaction(relaxed=True) as tx:
+            retention.hold_blob_lock(tx.session)  # the sweep waits (retention.py)
+            blob = self.blobs.put(raw)
             record = mails.register(
                 tx.session, origin, content_hash, len(raw), blob, now
             )
@@ -492,6 +543,66 @@ class Store:
                 source=row.source, uidvalidity=row.uidvalidity, uid=row.uid
             )
             return KeptMail(row.id, raw, origin)
+
+    # Retention (app/purge.py)
+
+    def tickets_due_for_purge(
+        self, closed_before: datetime, after_id: int, limit: int
+    ) -> list[int]:
+        """Closed tickets not purged yet, closed before a moment, in the order of
+        their closure, after a given one (0: from the first)."""
+        with self.reading() as session:
+            stmt = (
+                retention.TICKETS_DUE_AFTER if after_id else retention.TICKETS_DUE_FIRST
+            )
+            found = session.execute(
+                stmt, {"before": closed_before, "after": after_id, "limit": limit}
+            )
+            return list(found.scalars())
+
+    def mails_due_for_purge(
+        self, handled_before: datetime, after_id: int, limit: int
+    ) -> list[int]:
+        """Quarantined and ignored mails with bytes, handled before a moment."""
+        with self.reading() as session:
+            found = session.execute(
+                retention.MAILS_DUE,
+                {"before": handled_before, "after": after_id, "limit": limit},
+            )
+            return list(found.scalars())
+
+    @contextmanager
+    def rehearsal(self) -> Iterator[Tx]:
+        """A write transaction that is always rolled back: a dry run."""
+        try:
+            with self._writer, self._write_sessions() as session:
+                session.begin()
+                try:
+                    yield Tx(session, self.blobs)
+                finally:
+                    session.rollback()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(_first_line(exc)) from exc
+
+    def sweep_blobs(self, limit: int) -> tuple[int, int]:
+        """Look at up to limit noted blobs, remove the files nothing names.
+
+        One write transaction (retention.py says why); returns how many keys
+        were looked at (fewer than limit: none left) and files removed.
+        """
+        with self.transaction() as tx:
+            return retention.sweep_batch(tx.session, self.blobs, limit)
+
+    # A person's data (app/anonymise.py)
+
+    def tickets_naming(self, address: str) -> list[int]:
+        """Tickets where an address is a party, owner, watcher or event author."""
+        with self.reading() as session:
+            return erasure.tickets_naming(session, address)
+
+    def mails_from(self, address: str) -> list[int]:
+        with self.reading() as session:
+            return erasure.mails_from(session, address)
 
     # What classification and the SLA tick look up
 

@@ -46,9 +46,12 @@ _ATTACHMENTS = cast(Table, AttachmentRow.__table__)
 _OUTBOX = cast(Table, OutboxRow.__table__)
 _C = TICKETS.c
 
-# Every column but id, number and token: what save_ticket writes back.
+# Every column but id, number, token and the purge's mark (retention.py):
+# what save_ticket writes back.
 _SAVED: Final = tuple(
-    c.key for c in TICKETS.columns if c.key not in {"id", "number", "token"}
+    c.key
+    for c in TICKETS.columns
+    if c.key not in {"id", "number", "token", "purged_at"}
 )
 _ALL_STATES: Final = frozenset(TicketState)
 _TIMER_COLUMNS: Final = {

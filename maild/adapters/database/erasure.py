@@ -1,0 +1,141 @@
+"""Erasure on the database: every text of a ticket rewritten, a person's
+mails and answers rewritten, the bytes that name them dropped. I/O.
+
+Runs in the caller's transaction (one ticket a transaction: no ticket is
+ever half-erased). Rows are rewritten through the ORM: an erasure is rare,
+and reading each row whole is what makes sure no column is forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from maild.adapters.database import retention
+from maild.adapters.database.models import (
+    AutoAnswerRow,
+    EventRow,
+    MailRow,
+    OutboxRow,
+    TicketRow,
+    WatcherRow,
+)
+from maild.core.retention import Dropped
+
+Rewrite = Callable[[str], str]
+
+_TICKET_TEXTS = (
+    "subject", "description", "requester_name", "requester_address",
+    "beneficiary_name", "beneficiary_address", "application", "phone",
+)  # fmt: skip
+_EVENT_TEXTS = ("actor", "text", "message_id")
+_MAIL_TEXTS = ("sender", "subject", "message_id", "reason")
+
+
+def _rewrite_row(row: object, columns: tuple[str, ...], rewrite: Rewrite) -> None:
+    for column in columns:
+        value = getattr(row, column)
+        if value:
+            setattr(row, column, rewrite(value))
+
+
+def tickets_naming(session: Session, address: str) -> list[int]:
+    """The tickets where an address is a party, owner, watcher or event author."""
+    a = address.strip().lower()
+    found: set[int] = set(
+        session.scalars(
+            select(TicketRow.id).where(
+                (TicketRow.requester_address == a)
+                | (TicketRow.beneficiary_address == a)
+                | (TicketRow.owner == a)
+            )
+        )
+    )
+    found |= set(
+        session.scalars(select(WatcherRow.ticket_id).where(WatcherRow.address == a))
+    )
+    found |= set(
+        session.scalars(
+            select(EventRow.ticket_id).where(EventRow.actor == a).distinct()
+        )
+    )
+    return sorted(found)
+
+
+def mails_from(session: Session, address: str) -> list[int]:
+    """The mails an address sent, whichever ticket (or none) they came to."""
+    a = address.strip().lower()
+    return list(
+        session.scalars(
+            select(MailRow.id).where(MailRow.sender == a).order_by(MailRow.id)
+        )
+    )
+
+
+def rewrite_ticket(
+    session: Session, ticket_id: int, rewrite: Rewrite
+) -> tuple[Dropped, tuple[str, ...]]:
+    """Rewrite every text of a ticket, drop its raw mails, attachments and the
+    bytes of what was sent; return what was dropped and the Message-IDs sent."""
+    dropped = retention.drop_ticket_bytes(session, ticket_id, None)
+    ticket = session.get(TicketRow, ticket_id)
+    if ticket is None:
+        raise LookupError(ticket_id)
+    _rewrite_row(ticket, _TICKET_TEXTS, rewrite)
+    if ticket.owner:
+        ticket.owner = rewrite(ticket.owner)
+    if ticket.rating_comment:
+        ticket.rating_comment = rewrite(ticket.rating_comment)
+    for watcher in session.scalars(
+        select(WatcherRow).where(WatcherRow.ticket_id == ticket_id)
+    ):
+        _rewrite_row(watcher, ("name", "address"), rewrite)
+    for event in session.scalars(
+        select(EventRow).where(EventRow.ticket_id == ticket_id)
+    ):
+        _rewrite_row(event, _EVENT_TEXTS, rewrite)
+    for mail in session.scalars(select(MailRow).where(MailRow.ticket_id == ticket_id)):
+        _rewrite_row(mail, _MAIL_TEXTS, rewrite)
+    sent: list[str] = []
+    for queued in session.scalars(
+        select(OutboxRow).where(OutboxRow.ticket_id == ticket_id)
+    ):
+        if (
+            queued.state == "pending"
+            and rewrite(queued.recipients) != queued.recipients
+        ):
+            session.delete(queued)  # never sent to someone erased
+            continue
+        _rewrite_row(queued, ("recipients", "subject", "last_error"), rewrite)
+        if queued.state != "pending":
+            queued.data = b""
+            sent.append(queued.message_id)
+    for answer in session.scalars(
+        select(AutoAnswerRow).where(AutoAnswerRow.ticket_id == ticket_id)
+    ):
+        answer.address = rewrite(answer.address)
+    session.flush()
+    count, attached, shas = dropped
+    return Dropped(count, attached, shas), tuple(sent)
+
+
+def rewrite_mail(session: Session, mail_id: int, rewrite: Rewrite) -> Dropped:
+    """Rewrite a mail's record and drop its bytes."""
+    shas = retention.drop_mail_bytes(session, mail_id)
+    mail = session.get(MailRow, mail_id)
+    if mail is not None:
+        _rewrite_row(mail, _MAIL_TEXTS, rewrite)
+        session.flush()
+    return Dropped(mails=len(shas), blobs=shas)
+
+
+def rewrite_answers(session: Session, address: str, alias: str) -> None:
+    """The answers counted for the caps: kept, under the pseudonym."""
+    a = address.strip().lower()
+    for answer in session.scalars(
+        select(AutoAnswerRow).where(AutoAnswerRow.address == a)
+    ):
+        answer.address = alias
+    session.flush()

@@ -1,0 +1,136 @@
+"""Use case: remove what retention says is due (the daily purge, `maild purge`).
+
+Closed tickets whose closure is older than `retention.mail_days_after_close`
+lose their raw mails and attachments and keep their facts; quarantined and
+ignored mails older than `retention.quarantine_days` lose their bytes and
+keep their record. Tickets go in small batches, one transaction a batch (the
+intake waits for one batch at most, never for the whole purge), each ticket
+read again and checked against the rule (core/retention.py) in that
+transaction and marked purged with a `purged` event that holds counts, no
+personal data. Then the blobs nothing names any more are swept. A purge
+killed anywhere leaves committed batches done and the rest due: the next run
+ends in the state one uninterrupted run would have reached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Final
+
+from maild.app.ports import MAILD, DeskSession, NewEvent, RetentionStore
+from maild.core.retention import (
+    Cutoffs,
+    Policy,
+    Purged,
+    cutoffs,
+    is_ticket_due,
+    purge_note,
+)
+from maild.domain import EventKind
+
+log = logging.getLogger(__name__)
+
+BATCH: Final = 50  # tickets a transaction: a few milliseconds of the write lock
+SWEEP_BATCH: Final = 200
+
+
+class Purge:
+    def __init__(
+        self,
+        policy: Policy,
+        store: RetentionStore,
+        *,
+        batch: int = BATCH,
+        between_batches: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self.batch = batch
+        self.between_batches = between_batches  # e.g. yield to the intake
+
+    def run(self, now: datetime, *, dry_run: bool = False) -> Purged:
+        """Remove (dry_run: count) what is due at now; return the totals."""
+        cut = cutoffs(self.policy, now)
+        tickets, freed_t = self._tickets(cut, now, dry_run=dry_run)
+        mails, freed_m = self._mails(cut, now, dry_run=dry_run)
+        total = tickets + mails
+        if dry_run:
+            return Purged(total.mails, total.attachments, len(freed_t | freed_m))
+        total += Purged(blobs=self.sweep())
+        if total != Purged():
+            log.info(
+                "purge: %s raw mail(s), %s attachment(s), %s blob(s) removed",
+                total.mails,
+                total.attachments,
+                total.blobs,
+            )
+        return total
+
+    def sweep(self) -> int:
+        """Remove the blob files nothing names any more; return how many."""
+        removed = 0
+        while True:
+            looked, gone = self.store.sweep_blobs(SWEEP_BATCH)
+            removed += gone
+            if looked < SWEEP_BATCH:
+                return removed
+            self.between_batches()
+
+    def _tickets(
+        self, cut: Cutoffs, now: datetime, *, dry_run: bool
+    ) -> tuple[Purged, frozenset[str]]:
+        total, freed, after = Purged(), frozenset[str](), 0
+        while ids := self.store.tickets_due_for_purge(
+            cut.tickets_closed_before, after, self.batch
+        ):
+            with self._transaction(dry_run) as tx:
+                shas = frozenset[str]()
+                for ticket_id in ids:
+                    done, named = self._ticket(tx, ticket_id, now)
+                    total += done
+                    shas |= named
+                freed |= tx.unnamed_blobs(shas) if dry_run else shas
+            after = ids[-1]
+            self.between_batches()
+        return total, freed
+
+    def _ticket(
+        self, tx: DeskSession, ticket_id: int, now: datetime
+    ) -> tuple[Purged, frozenset[str]]:
+        ticket = tx.ticket_by_id(ticket_id, for_update=True)
+        if ticket is None or not is_ticket_due(
+            ticket.status, ticket.closed_at, self.policy, now
+        ):
+            return Purged(), frozenset()  # reopened meanwhile: not due
+        dropped = tx.drop_ticket_mails(ticket_id, now)
+        done = Purged(dropped.mails, dropped.attachments)
+        tx.add_event(
+            ticket_id,
+            NewEvent(EventKind.PURGED, MAILD, now, purge_note(done), is_internal=True),
+        )
+        log.info("ticket purged ticket=%s", ticket.number)
+        return done, dropped.blobs
+
+    def _mails(
+        self, cut: Cutoffs, now: datetime, *, dry_run: bool
+    ) -> tuple[Purged, frozenset[str]]:
+        total, freed, after = Purged(), frozenset[str](), 0
+        while ids := self.store.mails_due_for_purge(
+            cut.mails_handled_before, after, self.batch
+        ):
+            with self._transaction(dry_run) as tx:
+                shas = frozenset[str]()
+                for mail_id in ids:
+                    dropped = tx.drop_mail_bytes(mail_id)
+                    total += Purged(mails=dropped.mails)
+                    shas |= dropped.blobs
+                freed |= tx.unnamed_blobs(shas) if dry_run else shas
+            after = ids[-1]
+            self.between_batches()
+        return total, freed
+
+    def _transaction(self, dry_run: bool) -> AbstractContextManager[DeskSession]:
+        return self.store.rehearsal() if dry_run else self.store.transaction()

@@ -1,0 +1,171 @@
+"""A person's data (issue 20): export as a zip, anonymise, on a real SQLite desk.
+
+Marie is the requester of one ticket, the beneficiary of another, a watcher
+(in Cc) of a third and comments on the first; a fourth ticket is none of
+hers. The export holds the three and nothing of the fourth; after the
+erasure no file of the desk (database, write-ahead log, storage) holds her
+address, name or phone, and the statistics are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from maild.adapters.database.report import stats
+from maild.adapters.database.store import open_store
+from maild.core.erasure import pseudonym
+from maild.runtime import person
+from tests.support.desk import Desk
+
+MARIE = "marie.curie@example.com"
+NAME = "Marie Curie"
+PHONE = "01 23 45 67 89"
+PAUL = "paul@example.com"
+JEAN = "jean@example.com"
+ALICE = "alice@example.com"
+PHOTO = b"MARIES-SCREENSHOT " * 40
+OTHERS = "INVOICE-OF-SOMEONE-ELSE"
+
+
+def mail(sender: str, subject: str, body: str, *, cc: str = "",
+         file: bytes = b"") -> bytes:  # fmt: skip
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "helpdesk@example.com"
+    if cc:
+        message["Cc"] = cc
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{abs(hash((sender, subject, body)))}@client>"
+    message.set_content(body)
+    if file:
+        message.add_attachment(
+            file, maintype="image", subtype="png", filename="screen.png"
+        )
+    return message.as_bytes()
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    handle = Desk(tmp_path)
+    yield handle
+    handle.close()
+
+
+def marie_everywhere(desk: Desk) -> dict[str, str]:
+    """Marie's tickets as requester, beneficiary and watcher, and one of Paul's."""
+    numbers = {}
+    desk.handle(mail(f"{NAME} <{MARIE}>", "Screen flickers",
+                     f"Phone: {PHONE}\n\nMy screen flickers, call {PHONE}.",
+                     file=PHOTO))  # fmt: skip
+    numbers["requester"] = str(desk.tickets()[-1]["number"])
+    desk.handle(mail(f"Paul <{PAUL}>", "Account for Marie",
+                     f"Beneficiary: {NAME} <{MARIE}>\nPhone: {PHONE}\n\n"
+                     f"Please open an account for {NAME}."))  # fmt: skip
+    numbers["beneficiary"] = str(desk.tickets()[-1]["number"])
+    desk.handle(mail(f"Jean <{JEAN}>", "Meeting room", "The projector is dead.",
+                     cc=f"{NAME} <{MARIE}>"))  # fmt: skip
+    numbers["watcher"] = str(desk.tickets()[-1]["number"])
+    desk.handle(mail(f"Paul <{PAUL}>", "Invoice", f"{OTHERS} attached",
+                     file=OTHERS.encode() * 10))  # fmt: skip
+    numbers["other"] = str(desk.tickets()[-1]["number"])
+    number = numbers["requester"]
+    desk.mail(ALICE, f"Re: [HD {number}]", "CLAIM")
+    desk.handle(mail(MARIE, f"Re: [HD {number}]", "It got worse, Marie Curie here."))
+    desk.sender.deliver_due()
+    return numbers
+
+
+def test_the_export_holds_everything_naming_her_and_nothing_else(
+    desk: Desk, tmp_path: Path
+) -> None:
+    numbers = marie_everywhere(desk)
+    out = tmp_path / "marie.zip"
+
+    person.export(desk.settings, MARIE.upper(), out, datetime.now(UTC))
+
+    with zipfile.ZipFile(out) as archive:
+        index = json.loads(archive.read("index.json"))
+        files = {name: archive.read(name) for name in archive.namelist()}
+    exported = {t["number"] for t in index["tickets"]}
+    assert exported == {numbers["requester"], numbers["beneficiary"],
+                        numbers["watcher"]}  # fmt: skip
+    everything = b"".join(files.values())
+    assert OTHERS.encode() not in everything
+    assert numbers["other"].encode() not in everything
+    assert PHOTO in files.values()
+    requester = next(t for t in index["tickets"] if t["number"] == numbers["requester"])
+    assert [e["kind"] for e in requester["events"]].count("comment") == 1
+    assert requester["attachments"][0]["file"] in files
+    mails = {m["ticket"]: m for m in index["mails"] if m["sender"] == MARIE}
+    assert b"It got worse" in files[mails[numbers["requester"]]["file"]]
+    for m in index["mails"]:
+        assert m["file"] in files
+        assert m["ticket"] in exported
+
+
+def grep(root: Path, needles: list[bytes]) -> list[str]:
+    """Files under root holding a needle, any case (UTF-8 and UTF-16 text)."""
+    found = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes().lower()
+        for needle in needles:
+            if (
+                needle.lower() in data
+                or needle.lower().decode().encode("utf-16-le") in data
+            ):
+                found.append(f"{path.name}: {needle!r}")
+    return found
+
+
+def test_anonymise_leaves_no_trace_and_the_same_statistics(
+    desk: Desk, tmp_path: Path
+) -> None:
+    numbers = marie_everywhere(desk)
+    before = stats(desk.store)
+    shown = {k: desk.ticket(n) for k, n in numbers.items()}
+    desk.close()
+    needles = [MARIE.encode(), b"Curie", b"0123456789", PHONE.encode(), PHOTO[:18]]
+    assert grep(tmp_path, needles) != []
+
+    done = person.anonymise(desk.settings, MARIE, "dpo@example.com", datetime.now(UTC))
+
+    assert done.tickets == 3
+    assert grep(tmp_path, needles) == []
+    store = open_store(desk.settings, migrate=False)
+    try:
+        assert stats(store) == before
+    finally:
+        store.close()
+    desk.restart()
+    alias = done.pseudonym
+    requester = desk.ticket(numbers["requester"])
+    assert requester["requester"]["address"] == alias
+    assert requester["events"][-1]["kind"] == "anonymised"
+    assert requester["events"][-1]["actor"] == "dpo@example.com"
+    assert requester["attachments"] == []
+    assert [e["kind"] for e in requester["events"]][:-1] == [
+        e["kind"] for e in shown["requester"]["events"]
+    ]
+    assert desk.ticket(numbers["beneficiary"])["requester"]["address"] == PAUL
+    assert desk.ticket(numbers["watcher"])["watchers"] == [alias]
+    assert desk.ticket(numbers["other"]) == shown["other"]
+
+
+def test_the_pseudonym_is_stable_and_a_second_run_changes_nothing(
+    desk: Desk,
+) -> None:
+    marie_everywhere(desk)
+    first = person.anonymise(desk.settings, MARIE, "dpo", datetime.now(UTC))
+    again = person.anonymise(desk.settings, MARIE, "dpo", datetime.now(UTC))
+    assert (again.tickets, again.mails, again.attachments) == (0, 0, 0)
+    secret = person.desk_secret(desk.settings.storage_dir)
+    assert first.pseudonym == again.pseudonym == pseudonym(MARIE, secret).address
