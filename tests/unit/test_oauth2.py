@@ -152,7 +152,14 @@ def test_without_expires_in_a_jwt_says_when_it_lapses() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["opaque-token", "a.b.c", _jwt({"sub": "x"}), _jwt({"exp": True})]
+    "value",
+    [
+        "opaque-token",
+        "a.b.c",
+        _jwt({"sub": "x"}),
+        _jwt({"exp": True}),
+        _jwt({"exp": 10**20}),  # past any date Python can name
+    ],
 )
 def test_a_token_without_a_readable_exp_is_kept_until_refused(value: str) -> None:
     assert jwt_expiry(value) is None
