@@ -36,6 +36,12 @@ _FOLDING = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
 _MAX_TYPE = 255  # what the store keeps of a content type
 _STUB_CHARS = 300  # a plain part this short that names HTML may be a stub
+# What a stub says of the richer version, in the languages of our users.
+_STUB_WORDS = re.compile(
+    r"html|browser|navigateur|navegador|navigator|webversion|web version"
+    r"|version (?:en ligne|web)|online[- ]version|webansicht",
+    re.IGNORECASE,
+)
 _STUB_RATIO = 10  # ... and is one when the HTML has ten times its text
 MAX_ID = 998  # RFC 5322 line length: no longer msg-id or Content-ID is real
 
@@ -112,10 +118,12 @@ def _text_of(bodies: list[Message], limits: ParseLimits) -> str:
     """The plain text when it has the text, else the HTML made text.
 
     A plain part loses to the HTML one when it is blank, or when it is a
-    stub about HTML ("view this message in HTML"): under _STUB_CHARS, naming
-    HTML, and under a tenth of the HTML's text. A short plain reply ("CLOSE")
-    names no HTML and keeps winning, so its quoted history in the HTML never
-    becomes the text. The HTML is only converted when the plain part lost.
+    stub about HTML ("view this message in HTML", "afficher dans le
+    navigateur", "im Browser anzeigen"): under _STUB_CHARS, naming HTML, a
+    browser or a web version, and under a tenth of the HTML's text. A short
+    plain reply ("CLOSE") names none of them and keeps winning, so its quoted
+    history in the HTML never becomes the text. The HTML is only converted
+    when the plain part lost.
     """
     plain = "\n".join(
         without_files(_part_text(p), limits)
@@ -123,7 +131,7 @@ def _text_of(bodies: list[Message], limits: ParseLimits) -> str:
         if p.get_content_type() == "text/plain"
     )
     kept = plain.strip()
-    if kept and not (len(kept) < _STUB_CHARS and "html" in kept.lower()):
+    if kept and not (len(kept) < _STUB_CHARS and _STUB_WORDS.search(kept)):
         return _clean(plain)
     html = "\n".join(
         _part_text(p) for p in bodies if p.get_content_type() == "text/html"

@@ -42,6 +42,11 @@ def test_blank_plain_part_in_related_loses_and_the_cid_image_is_kept() -> None:
         " \n\t\n",
         "This message is in HTML. View it in a mail program that shows HTML.",
         "Pour lire ce message, affichez-le en HTML.",
+        "Afficher ce message dans votre navigateur.",
+        "Diese E-Mail im Browser anzeigen.",
+        "¿No ve bien este correo? Ábralo en el navegador.",
+        "View the web version of this email.",
+        "Voir la version en ligne",
     ],
 )
 def test_blank_or_html_stub_plain_part_loses(plain: str) -> None:
