@@ -43,6 +43,8 @@ _OAUTH2_KEYS = (
     "tenant",
     "client_id",
     "client_secret_file",
+    "client_certificate_file",  # the client credentials' certificate (PEM)
+    "client_key_file",  # its private key, when not in client_certificate_file
     "refresh_token_file",
     "token_command",
     "token_url",
@@ -78,6 +80,11 @@ class OAuth2Settings:
     endpoint: Endpoint
     client_id: str = ""
     client_secret: str = field(default="", repr=False)  # from client_secret_file
+    # From client_certificate_file (+ client_key_file): the RSA private key
+    # (PEM, PKCS#8) that signs the client assertion, and the certificate (DER)
+    # whose thumbprint names it; client credentials without a secret.
+    client_key: str = field(default="", repr=False)
+    client_certificate: bytes = field(default=b"", repr=False)
     refresh_token_file: Path | None = None  # read, and rewritten when rotated
     token_command: str = ""  # run by /bin/sh, as mutt and msmtp run theirs
 
@@ -512,19 +519,33 @@ def _oauth2(t: Mapping[str, Any], section: str, base: Path) -> OAuth2Settings:
         ) from None
     command = _str(t, f"{section}.token_command", "").strip()
     secret_file = _str(t, f"{section}.client_secret_file", "")
+    certificate_file = _str(t, f"{section}.client_certificate_file", "")
+    key_file = _str(t, f"{section}.client_key_file", "")
     refresh_file = _str(t, f"{section}.refresh_token_file", "")
     grant = choose_grant(has_secret=bool(secret_file),
                          has_refresh_token=bool(refresh_file),
-                         has_command=bool(command))  # fmt: skip
+                         has_command=bool(command),
+                         has_certificate=bool(certificate_file))  # fmt: skip
     if grant is None:
         raise ConfigError(
             f"{section}.client_secret_file",
-            "name client_secret_file (client credentials), refresh_token_file "
-            "or token_command",
+            "name client_secret_file or client_certificate_file (client "
+            "credentials), refresh_token_file or token_command",
         )
-    if command and (secret_file or refresh_file):
+    if command and (secret_file or refresh_file or certificate_file):
         raise ConfigError(f"{section}.token_command",
                           "alone: the command's token is used as it is")  # fmt: skip
+    if key_file and not certificate_file:
+        raise ConfigError(f"{section}.client_key_file",
+                          "used only with client_certificate_file")  # fmt: skip
+    if certificate_file and refresh_file:
+        raise ConfigError(f"{section}.client_certificate_file",
+                          "used by the client-credentials grant only, "
+                          "not with refresh_token_file")  # fmt: skip
+    if certificate_file and secret_file:
+        raise ConfigError(f"{section}.client_certificate_file",
+                          "one of client_secret_file and client_certificate_file, "
+                          "not both")  # fmt: skip
     if command:
         try:
             shlex.split(command)  # what /bin/sh will parse: catch an open quote
@@ -544,6 +565,10 @@ def _oauth2(t: Mapping[str, Any], section: str, base: Path) -> OAuth2Settings:
     refresh_path = base / refresh_file if refresh_file else None
     if refresh_path is not None:
         _read_secret(refresh_path, f"{section}.refresh_token_file")
+    key, certificate = "", b""
+    if certificate_file:
+        key, certificate = read_client_certificate(base, section, certificate_file,
+                                               key_file)  # fmt: skip
     return OAuth2Settings(
         section=section,
         provider=provider,
@@ -556,6 +581,8 @@ def _oauth2(t: Mapping[str, Any], section: str, base: Path) -> OAuth2Settings:
         else "",
         refresh_token_file=refresh_path,
         token_command=command,
+        client_key=key,
+        client_certificate=certificate,
     )  # fmt: skip
 
 
@@ -566,6 +593,80 @@ def _endpoint(t: Mapping[str, Any], section: str, provider: Provider) -> Endpoin
                         _str(t, f"{section}.scope", "").strip())  # fmt: skip
     except EndpointProblem as exc:
         raise ConfigError(f"{section}.{exc.key}", exc.problem) from None
+
+
+def read_client_certificate(
+    base: Path, section: str, certificate_file: str, key_file: str
+) -> tuple[str, bytes]:
+    """The RSA key (PEM) and the certificate (DER) of the client credentials.
+
+    client_certificate_file holds the certificate, first, and the private key
+    unless client_key_file names the key's own file: what `openssl req -x509
+    -newkey rsa:2048 -nodes -keyout KEY -out CERT` writes (two files), or
+    `openssl pkcs12 -nodes` out of the .pfx that New-SelfSignedCertificate
+    exports (one). The key is not encrypted: the file itself is the secret."""
+    from cryptography import x509  # lazy: only a certificate login needs it
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    cert_name = f"{section}.client_certificate_file"
+    key_name = f"{section}.client_key_file" if key_file else cert_name
+    cert_path = base / certificate_file
+    key_path = base / key_file if key_file else cert_path
+    cert_pem = _read_bytes(cert_path, cert_name)
+    key_pem = _read_bytes(key_path, key_name) if key_file else cert_pem
+    try:
+        certificate = x509.load_pem_x509_certificates(cert_pem)[0]
+    except ValueError:
+        raise ConfigError(cert_name, f"{cert_path} holds no PEM certificate") from None
+    blocks = re.findall(
+        rb"-----BEGIN (?:RSA |ENCRYPTED )?PRIVATE KEY-----.*?"
+        rb"-----END (?:RSA |ENCRYPTED )?PRIVATE KEY-----",
+        key_pem,
+        re.DOTALL,
+    )
+    if not blocks:
+        raise ConfigError(
+            key_name,
+            f"{key_path} holds no PEM private key"
+            + ("" if key_file else " (or name it in client_key_file)"),
+        )
+    try:
+        key = serialization.load_pem_private_key(blocks[0], password=None)
+    except TypeError:
+        raise ConfigError(
+            key_name,
+            f"the private key in {key_path} is encrypted: "
+            "write it out without a passphrase "
+            "(openssl pkey -in KEY -out KEY.pem)",
+        ) from None
+    except ValueError:
+        raise ConfigError(
+            key_name, f"{key_path}: the private key cannot be read"
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError(key_name, "the client assertion is signed RS256: "
+                          "the key must be an RSA key")  # fmt: skip
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if key.public_key().public_bytes(der, public) != (
+        certificate.public_key().public_bytes(der, public)
+    ):
+        raise ConfigError(key_name, f"the private key in {key_path} is not the "
+                          f"key of the certificate in {cert_path}")  # fmt: skip
+    text = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+    return text, certificate.public_bytes(der)
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(name, f"cannot read {path}: {exc.strerror}") from None
 
 
 def _read_secret(path: Path, name: str) -> str:

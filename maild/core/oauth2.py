@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ class Provider(StrEnum):
 
 
 class Grant(StrEnum):
-    CLIENT_CREDENTIALS = "client-credentials"  # an app's own secret
+    CLIENT_CREDENTIALS = "client-credentials"  # an app's own secret or certificate
     REFRESH_TOKEN = "refresh-token"  # noqa: S105 - a user's consent, kept as a refresh token
     COMMAND = "token-command"  # an outside command prints the access token
 
@@ -78,16 +79,41 @@ def endpoint(provider: Provider, tenant: str, token_url: str, scope: str) -> End
 
 
 def choose_grant(
-    *, has_secret: bool, has_refresh_token: bool, has_command: bool
+    *,
+    has_secret: bool,
+    has_refresh_token: bool,
+    has_command: bool,
+    has_certificate: bool = False,
 ) -> Grant | None:
     """Pick the grant the settings describe; None when they describe none."""
     if has_command:
         return Grant.COMMAND
     if has_refresh_token:
         return Grant.REFRESH_TOKEN  # with or without a client secret
-    if has_secret:
+    if has_secret or has_certificate:
         return Grant.CLIENT_CREDENTIALS
     return None
+
+
+# How long a client assertion (RFC 7523) signed with the certificate's key is
+# valid: it is made for one token request, sent at once.
+ASSERTION_LIFETIME: Final = timedelta(minutes=5)
+ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def certificate_thumbprints(der: bytes) -> dict[str, str]:
+    """The JWS headers naming a certificate by its thumbprints (RFC 7515 4.1.7,
+    4.1.8), as Microsoft Entra ID finds the certificate of a client assertion:
+    `x5t` is the SHA-1 of the DER certificate, `x5t#S256` its SHA-256, both
+    base64url without padding."""
+
+    def b64(digest: bytes) -> str:
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+    return {
+        "x5t": b64(hashlib.sha1(der).digest()),  # noqa: S324 - a name, not a check
+        "x5t#S256": b64(hashlib.sha256(der).digest()),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +176,16 @@ def jwt_expiry(value: str) -> datetime | None:
 _HINTS: Final = (
     ("AADSTS90002", "the tenant does not exist: check tenant"),
     ("AADSTS700016", "no such application in this tenant: check tenant and client_id"),
+    (
+        "AADSTS700027",
+        "the certificate's key does not match a certificate of the "
+        "application: upload the .cer of client_certificate_file",
+    ),
+    (
+        "AADSTS700024",
+        "the client assertion is outside its valid time: check the "
+        "clock of this machine",
+    ),
     ("AADSTS7000215", "the client secret is wrong: check client_secret_file"),
     ("AADSTS7000222", "the client secret has expired: make a new one"),
     ("AADSTS65001", "consent is missing: an admin must grant it to the application"),

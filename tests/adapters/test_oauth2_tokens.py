@@ -22,8 +22,10 @@ from tests.support.tls import Certificates
 from tests.support.token_endpoint import (
     CLIENT_ID,
     CLIENT_SECRET,
+    ClientCertificate,
     TokenEndpoint,
     is_valid_jwt,
+    make_client_certificate,
     make_jwt,
 )
 
@@ -117,6 +119,62 @@ def test_a_refused_grant_says_which_and_why_never_the_secret(
     assert "invalid_client: client maild-app is disabled" in message
     assert message in caplog.text
     assert CLIENT_SECRET not in caplog.text
+
+
+@pytest.fixture(scope="module")
+def client_certificates(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ClientCertificate, ClientCertificate]:
+    """The certificate uploaded to the application, and another one."""
+    directory = tmp_path_factory.mktemp("client-certificates")
+    return (make_client_certificate(directory, "uploaded"),
+            make_client_certificate(directory, "other"))  # fmt: skip
+
+
+def certificate_settings(
+    issuer: TokenEndpoint, certificate: ClientCertificate
+) -> OAuth2Settings:
+    from maild.config import read_client_certificate
+
+    key, der = read_client_certificate(
+        certificate.combined.parent, "imap.oauth2", certificate.combined.name, ""
+    )
+    return settings(issuer, Grant.CLIENT_CREDENTIALS, client_secret="",
+                    client_key=key, client_certificate=der)  # fmt: skip
+
+
+def test_a_token_is_got_with_a_certificate_instead_of_a_secret(
+    token_endpoint: TokenEndpoint,
+    client_certificates: tuple[ClientCertificate, ClientCertificate],
+) -> None:
+    uploaded, _ = client_certificates
+    token_endpoint.certificates[CLIENT_ID] = uploaded.der
+    source = TokenSource(certificate_settings(token_endpoint, uploaded), FakeClock())
+    assert is_valid_jwt(source.token().value, USER)
+    assert is_valid_jwt(source.renew().value, USER)  # a fresh assertion each time
+    assert token_endpoint.count("client_credentials") == 2
+
+
+def test_a_wrong_certificate_is_refused_with_the_providers_words_and_no_key_logged(
+    token_endpoint: TokenEndpoint,
+    client_certificates: tuple[ClientCertificate, ClientCertificate],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    uploaded, other = client_certificates
+    token_endpoint.certificates[CLIENT_ID] = uploaded.der
+    source = TokenSource(certificate_settings(token_endpoint, other), FakeClock())
+    with caplog.at_level(logging.DEBUG), pytest.raises(TokenUnavailable) as caught:
+        source.token()
+    message = str(caught.value)
+    assert "the client-credentials grant was refused by" in message
+    assert "invalid_client: AADSTS700027: Client assertion contains" in message
+    assert "upload the .cer of client_certificate_file" in message
+    assert message in caplog.text
+    assert token_endpoint.count("client_credentials") == 0
+    key_body = other.key_pem.splitlines()[1]  # a line of the key's base64
+    assert key_body not in caplog.text
+    assert "PRIVATE KEY" not in caplog.text
+    assert "client_assertion" not in caplog.text  # a signed proof, for minutes
 
 
 def test_an_unreachable_endpoint_is_a_transient_failure(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """OAuth2 logins end to end: a token endpoint started here on 127.0.0.1 issues
 signed JWTs, a real Dovecot validates them locally (oauth2 passdb), and an SMTP
 sink takes mail only after AUTH XOAUTH2 with a valid one. maild reads a mail
-and delivers its confirmation with each grant: client credentials, refresh
+and delivers its confirmation with each grant: client credentials (with a
+secret, and with a certificate's signed assertion), refresh
 token (rotated by the endpoint, rewritten in its file), token_command."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.support.token_endpoint import (
     CLIENT_SECRET,
     TokenEndpoint,
     is_valid_jwt,
+    make_client_certificate,
     make_jwt,
 )
 from tests.support.waiting import wait_until
@@ -119,6 +121,36 @@ def test_client_credentials(
     assert "OAuth2" in checks["imap"]["detail"]
     assert checks["smtp"]["status"] == "ok", checks["smtp"]
     assert "XOAUTH2 accepted" in checks["smtp"]["detail"]
+
+
+def test_client_credentials_with_a_certificate(
+    tmp_path: Path,
+    token_endpoint: TokenEndpoint,
+    oauth2_mailbox: DovecotServer,
+    xoauth2_sink: SmtpSink,
+    stopping: list[Daemon],
+    test_ca: Certificates,
+) -> None:
+    certificate = make_client_certificate(tmp_path)
+    token_endpoint.certificates[CLIENT_ID] = certificate.der  # the uploaded .cer
+    imap = {"client_id": CLIENT_ID,
+            "client_certificate_file": str(certificate.combined)}  # fmt: skip
+    smtp = {"client_id": CLIENT_ID, "client_certificate_file": str(certificate.cert),
+            "client_key_file": str(certificate.key)}  # fmt: skip
+    extra = sections(oauth2_mailbox, xoauth2_sink,
+                     oauth2_table("imap", token_endpoint, **imap),
+                     oauth2_table("smtp", token_endpoint, **smtp),
+                     test_ca.ca)  # fmt: skip
+    stopping.append(daemon := start_daemon(tmp_path, None, extra=extra))
+    story(daemon, oauth2_mailbox, xoauth2_sink, "Certificat de l'imprimante")
+    assert token_endpoint.count("client_credentials") == 2  # one for IMAP, one SMTP
+    assert "method=XOAUTH2" in oauth2_mailbox.log()
+    log = daemon.log.read_text()
+    assert certificate.key_pem.splitlines()[1] not in log
+    assert "PRIVATE KEY" not in log
+    _, checks = doctor(daemon.config)  # check-config signs its own assertion
+    assert checks["imap"]["status"] == "ok", checks["imap"]
+    assert checks["smtp"]["status"] == "ok", checks["smtp"]
 
 
 def test_refresh_token_rotated_and_saved(
