@@ -1,5 +1,6 @@
 """Client credentials with a certificate instead of a secret: the grant it
-means, the thumbprints that name it, and each wrong setting named by its key."""
+means, the thumbprints that name it, and each wrong setting named by its key.
+Reads the key and certificate files the tests write (I/O: not in tests/unit)."""
 
 from __future__ import annotations
 
