@@ -92,7 +92,9 @@ def build(
         log_setup=partial(configure_logging, settings.log),  # each worker's
     )
     try:
-        store = open_store(settings, migrate=migrate, checkpoints=checkpoints)
+        store = open_store(
+            settings, migrate=migrate, checkpoints=checkpoints, fenced=True
+        )
         service = HandleMail(
             settings, store, parser, make_renderer(settings), build_message, clock
         )

@@ -14,12 +14,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from maild.adapters.database import mails, outbox_rows
 from maild.adapters.database.blobs import BlobStore
 from maild.adapters.database.engine import HEAD_REVISION, make_engine, upgrade
-from maild.adapters.database.instances import Instances, upgrade_when_safe
+from maild.adapters.database.instances import (
+    Instances,
+    check_fence,
+    upgrade_when_safe,
+)
 from maild.adapters.database.models import MailRow
 from maild.adapters.database.store import Store
 from maild.domain import MailOrigin, OutboundMail
@@ -118,6 +123,26 @@ def test_a_write_whose_lease_ran_out_before_its_commit_is_rolled_back(
         write_while_paused()
     with standby.transaction() as tx:
         assert tx.next_sequence("I261201") == 1  # the first write never was
+
+
+def test_a_holder_paused_between_its_lease_check_and_its_commit_loses_the_role(
+    url: str, engines: Callable[[], Engine]
+) -> None:
+    fenced = make_engine(url, idle_in_transaction=1)  # as the daemon's store
+    one = Instances(fenced, 1, _clock)
+    two = Instances(engines(), 1, _clock)
+    fence = one.take("imap", "one")
+    assert fence is not None
+    try:
+        with Session(fenced) as paused:
+            check_fence(paused, fence)  # the share lock on its lease row, then:
+            # SIGSTOP here: PostgreSQL ends the idle session, the lock goes
+            taken = wait_until(lambda: two.take("imap", "two"), 10, "the takeover")
+            assert taken.epoch == fence.epoch + 1
+            with pytest.raises(OperationalError):
+                paused.commit()  # resumed: its transaction was rolled back
+    finally:
+        fenced.dispose()
 
 
 def test_two_senders_never_take_the_same_mail(stores: tuple[Store, Store]) -> None:

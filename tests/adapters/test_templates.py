@@ -14,6 +14,7 @@ import jinja2
 import pytest
 from markupsafe import escape
 
+from maild.adapters.template_samples import TICKET
 from maild.adapters.templates import (
     RENDERER_NAMES,
     SUBJECT_MAX,
@@ -98,22 +99,16 @@ REASONS = [
 
 
 def make_ticket(**changes: object) -> TicketView:
-    ticket = TicketView(
+    """The operator templates' sample ticket, as it is when it is just opened."""
+    ticket = replace(
+        TICKET,
         number="I261129_0007",
-        ticket_type=TicketType.INCIDENT,
         status=TicketState.NEW,
-        subject="Imprimante en panne",
-        description="L'imprimante du 2e étage affiche « bourrage ».\nMerci.",
-        requester=Person("Jeanne Martin", "jeanne.martin@example.com"),
-        beneficiary=Person("Paul Durand", "paul.durand@example.com"),
-        application="Impression",
-        urgency=Urgency.HIGH,
-        phone="01 23 45 67 89",
         owner=None,
         created_at=datetime(2026, 11, 30, 9, 12, tzinfo=UTC),
         callback_due_at=datetime(2026, 11, 30, 10, 30, tzinfo=UTC),
-        watchers=(Person("Chef", "chef@example.com"),),
         attachment_names=("photo.jpg", "journal.txt"),
+        first_call_at=None,
     )
     return replace(ticket, **changes)  # type: ignore[arg-type]
 

@@ -54,25 +54,34 @@ def cluster(
         sink.stop()
 
 
+@pytest.fixture
+def db(cluster: tuple[Cluster, HoldingSink]) -> Iterator[Database]:
+    """The test's own view of the shared database, closed however it ends."""
+    database = Database(cluster[0].url)
+    yield database
+    database.close()
+
+
 def _size() -> int:
     return int(os.environ.get("MAILD_SEVERAL_MAILS", "60"))
 
 
 def test_three_instances_survive_a_kill_and_a_pause(
-    cluster: tuple[Cluster, HoldingSink],
+    cluster: tuple[Cluster, HoldingSink], db: Database
 ) -> None:
-    _kill_and_pause(*cluster, _size())
+    _kill_and_pause(*cluster, db, _size())
 
 
 @pytest.mark.slow
 def test_three_instances_survive_a_kill_and_a_pause_with_1000_mails(
-    cluster: tuple[Cluster, HoldingSink],
+    cluster: tuple[Cluster, HoldingSink], db: Database
 ) -> None:
-    _kill_and_pause(*cluster, int(os.environ.get("MAILD_SEVERAL_MAILS", "1000")))
+    _kill_and_pause(*cluster, db, int(os.environ.get("MAILD_SEVERAL_MAILS", "1000")))
 
 
-def _kill_and_pause(cluster: Cluster, sink: HoldingSink, size: int) -> None:
-    db = Database(cluster.url)
+def _kill_and_pause(
+    cluster: Cluster, sink: HoldingSink, db: Database, size: int
+) -> None:
     for name in ("a", "b", "c"):
         cluster.start(name)
     assert cluster.holder("imap") == "a"  # the first one took the roles
@@ -126,12 +135,12 @@ def _kill_and_pause(cluster: Cluster, sink: HoldingSink, size: int) -> None:
     assert len(copies) <= 50  # at most one round of the killed sender
     assert "role imap given up" in paused_log
     assert "role imap taken" not in paused_log.split("role imap given up")[-1]
-    db.close()
 
 
-def test_a_rolling_restart_loses_nothing(cluster: tuple[Cluster, HoldingSink]) -> None:
+def test_a_rolling_restart_loses_nothing(
+    cluster: tuple[Cluster, HoldingSink], db: Database
+) -> None:
     cluster_, _sink = cluster
-    db = Database(cluster_.url)
     size = 30
     mails = [new_mail(n) for n in range(size)]
     cluster_.start("a")
@@ -152,7 +161,6 @@ def test_a_rolling_restart_loses_nothing(cluster: tuple[Cluster, HoldingSink]) -
     status = cluster_.daemons["a"].maild("status", "--json")
     roles = Counter(r for i in status["instances"] for r in i["roles"])
     assert roles == {"imap": 1, "sla": 1, "sender": 2, "smtp_intake": 2}
-    db.close()
 
 
 def test_a_second_instance_on_sqlite_is_refused(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -35,15 +36,22 @@ WRITE_OPTION = "maild_write"  # execution option: this transaction writes
 RELAXED_OPTION = "maild_relaxed"
 
 
-def make_engine(url: str, *, checkpoints: bool = True) -> Engine:
+def make_engine(
+    url: str, *, checkpoints: bool = True, idle_in_transaction: float | None = None
+) -> Engine:
     """Create the engine for url, with SQLite set up for several writers.
 
     checkpoints=False: a commit never copies SQLite's write-ahead log into the
     database file itself, as it does once the log holds 1,000 pages; a
     Checkpointer does it on a thread of its own (the daemon's).
+
+    idle_in_transaction (PostgreSQL, seconds): the server ends a session that
+    waits that long inside a transaction, rolling it back. A daemon paused
+    (SIGSTOP, a frozen VM) between its lease check and its COMMIT would
+    otherwise hold its lease row's share lock, and the role, until it resumes.
     """
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, future=True)
+        return _postgresql_engine(url, idle_in_transaction)
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False}
     )
@@ -75,6 +83,31 @@ def make_engine(url: str, *, checkpoints: bool = True) -> Engine:
             f"PRAGMA synchronous={'NORMAL' if relaxed else 'FULL'}"
         )
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgresql_engine(url: str, idle_in_transaction: float | None) -> Engine:
+    """PostgreSQL's engine; a session the server ended reads as unavailable."""
+    options = {}
+    if idle_in_transaction is not None:
+        limit = max(1, round(idle_in_transaction * 1000))
+        options["options"] = f"-c idle_in_transaction_session_timeout={limit}"
+    engine = create_engine(url, pool_pre_ping=True, future=True, connect_args=options)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> DBAPIError | None:
+        # SQLSTATE 25P03 is of the "invalid transaction state" class, which
+        # DB-API calls an InternalError; it means a session ended and its
+        # transaction rolled back: what a restarting database means too.
+        if getattr(context.original_exception, "sqlstate", None) != "25P03":
+            return None
+        return OperationalError(
+            context.statement,
+            context.parameters,
+            context.original_exception,
+            connection_invalidated=True,
+        )
 
     return engine
 

@@ -754,12 +754,20 @@ def staff_roles(session: Session) -> dict[str, Role]:
     }
 
 
-def open_store(settings: Settings, *, migrate: bool, checkpoints: bool = True) -> Store:
+def open_store(
+    settings: Settings, *, migrate: bool, checkpoints: bool = True, fenced: bool = False
+) -> Store:
     """Connect to the database (migrating SQLite when asked) and the blobs.
 
     checkpoints=False: see make_engine; the daemon's Checkpointer does them.
+    fenced=True (the daemon, whose roles hold leases): a PostgreSQL session
+    left idle in a transaction for the lease time is ended (make_engine).
     """
-    engine = make_engine(settings.database_url, checkpoints=checkpoints)
+    engine = make_engine(
+        settings.database_url,
+        checkpoints=checkpoints,
+        idle_in_transaction=settings.lease_seconds if fenced else None,
+    )
     if migrate and is_sqlite(settings.database_url) and not is_up_to_date(engine):
         settings.storage_dir.mkdir(parents=True, exist_ok=True)
         upgrade_when_safe(settings.database_url, settings.lease_seconds)
