@@ -219,6 +219,7 @@ def _print_checks(checks: Sequence[Any], as_json: bool) -> int:
                 print(f"{'':16}fix: {check.fix}")
     return exit_status(checks)
 
+
 def _privacy_parsers(commands: Any) -> None:
     """purge and person: personal data with an end (README, Personal data)."""
     purge = commands.add_parser("purge", help="remove what retention says is due")

@@ -171,8 +171,10 @@ def _run(settings: Settings, stop: threading.Event) -> int:
         manager,
         heartbeats,
         # ready once the mailbox is logged in, or another instance holds it
-        lambda: is_started.is_set()
-        and (imap is None or imap.is_logged_in or not roles.holds("imap")),
+        lambda: (
+            is_started.is_set()
+            and (imap is None or imap.is_logged_in or not roles.holds("imap"))
+        ),
         lambda: _status_line(parts, measured),
     )
     try:  # whatever fails from here, the finally stops what was started
