@@ -165,7 +165,7 @@ def _backup(settings: Settings, args: argparse.Namespace) -> int:
         print(f"maild: backup failed: {exc}", file=sys.stderr)
         return 1
     print(f"{args.dir}: {done.database} database (schema {done.schema}), "
-          f"{done.blobs} blobs")  # fmt: skip
+          f"{done.blobs} blobs, {done.outgoing} outgoing mails")  # fmt: skip
     return 0
 
 
@@ -178,7 +178,8 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
         print(f"maild: restore refused: {exc}", file=sys.stderr)
         return 1
     print(f"restored from {args.dir}: {done.database} database (schema "
-          f"{done.schema}), {done.blobs} blobs")  # fmt: skip
+          f"{done.schema}), {done.blobs} blobs, {done.outgoing} outgoing "
+          "mails")  # fmt: skip
     return 0
 
 

@@ -84,6 +84,33 @@ def test_a_backup_during_a_burst_restores_whole(
         assert shown["blob"].startswith(str(blobs))
 
 
+def test_the_notifications_kept_without_a_relay_are_backed_up_and_restored(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    daemon = start_daemon(source, None)  # the embedded default: no [smtp]
+    kept = source / "var" / "outbox"
+    try:
+        daemon.send(mail_with_attachment(1), sender="user1@example.com")
+        wait_until(lambda: list(kept.glob("*.eml")), 60, "the confirmation kept")
+        done = run_maild(daemon.config, "backup", str(tmp_path / "backup"))
+    finally:
+        assert daemon.stop() == 0
+    assert done.returncode == 0, done.stderr
+    sent = {p.name: p.read_bytes() for p in kept.glob("*.eml")}
+    assert f"{len(sent)} outgoing mails" in done.stdout
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    config, _ = write_config(fresh, sink_port=None)
+    restored = run_maild(config, "restore", str(tmp_path / "backup"))
+    assert restored.returncode == 0, restored.stderr
+    back = {p.name: p.read_bytes() for p in (fresh / "var" / "outbox").glob("*.eml")}
+    assert back == sent
+    assert b"Panne 1" in next(iter(back.values()))
+
+
 def test_restore_refuses_to_replace_a_desk_and_a_damaged_backup(
     tmp_path: Path,
 ) -> None:

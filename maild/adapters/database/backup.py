@@ -13,8 +13,10 @@ copied too and are harmless. A blob the snapshot names that is missing from
 the copy (removed by a purge in between) makes the backup fail, naming it.
 
 DIR then holds `maild.db` (SQLite) or `maild.pgdump` (pg_dump's custom
-format), `blobs/` laid out as under [storage] dir, and `maild-backup.json`
-(the schema revision, the database kind, the counts). `restore` refuses a
+format), `blobs/` laid out as under [storage] dir, `outbox/` (the `.eml`
+files of outgoing mail kept when no relay is configured: where a desk on the
+embedded default has its notifications), and `maild-backup.json` (the schema
+revision, the database kind, the counts). `restore` refuses a
 target that holds a database or blobs already (unless forced), a backup made
 by a newer maild or of another kind of database, and a backup whose blobs do
 not all match their names; it restores an older schema and migrates it.
@@ -43,6 +45,7 @@ MANIFEST = "maild-backup.json"
 SQLITE_FILE = "maild.db"
 PG_FILE = "maild.pgdump"
 BLOBS = "blobs"
+OUTBOX = "outbox"  # the .eml folder of outgoing mail (relay.EmlDirectory)
 FORMAT = 1
 _NAMED = (
     "SELECT blob_sha256 FROM mails WHERE blob_sha256 != '' "
@@ -59,6 +62,7 @@ class Summary:
     database: str  # sqlite | postgresql
     schema: str
     blobs: int
+    outgoing: int = 0  # .eml files of outgoing mail
 
 
 def backup(settings: Settings, target: Path) -> Summary:
@@ -74,18 +78,22 @@ def backup(settings: Settings, target: Path) -> Summary:
         _pg_dump(url, target / PG_FILE)
         schema, named = _pg_contents(url)
     copied = _copy_blobs(settings.storage_dir / BLOBS, target / BLOBS)
+    outgoing = _copy_outgoing(settings.storage_dir / OUTBOX, target / OUTBOX)
     missing = sorted(named - copied)
     if missing and is_sqlite(url):  # PostgreSQL: names read after the dump
         raise BackupError(
             f"{len(missing)} blob(s) the database names are gone from "
             f"{settings.storage_dir / BLOBS} (first: {missing[0]}); back up again"
         )
-    summary = Summary("sqlite" if is_sqlite(url) else "postgresql", schema, len(copied))
+    summary = Summary(
+        "sqlite" if is_sqlite(url) else "postgresql", schema, len(copied), outgoing
+    )
     manifest = {
         "format": FORMAT,
         "database": summary.database,
         "schema": schema,
         "blobs": summary.blobs,
+        "outgoing": outgoing,
         "created_at": datetime.now(UTC).isoformat(),
     }
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -122,9 +130,12 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Summary
     else:
         _pg_restore(url, source / PG_FILE)
     count = len(_copy_blobs(source / BLOBS, blobs))
+    outgoing = _copy_outgoing(source / OUTBOX, settings.storage_dir / OUTBOX)
     if schema < HEAD_REVISION:
         upgrade(url)
-    return Summary(kind, HEAD_REVISION if schema < HEAD_REVISION else schema, count)
+    return Summary(
+        kind, HEAD_REVISION if schema < HEAD_REVISION else schema, count, outgoing
+    )
 
 
 def _manifest(source: Path) -> dict[str, object]:
@@ -264,6 +275,21 @@ def _copy_blobs(source: Path, target: Path) -> set[str]:
             shutil.copy2(blob, copy)
         names.add(blob.name)
     return names
+
+
+def _copy_outgoing(source: Path, target: Path) -> int:
+    """Copy the .eml files of outgoing mail not there yet; return how many
+    source holds. Only whole files: the sender writes each under a temporary
+    name, then renames it."""
+    if not source.is_dir():
+        return 0  # a relay is configured, or nothing was sent yet
+    files = sorted(source.glob("*.eml"))
+    for kept in files:
+        copy = target / kept.name
+        if not copy.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(kept, copy)
+    return len(files)
 
 
 def _check_blobs(folder: Path, named: set[str]) -> None:
