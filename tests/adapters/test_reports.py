@@ -4,15 +4,12 @@ filters of `tickets list`, and every mail's fate for `mails list|show`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from maild.adapters.database.blobs import BlobStore
-from maild.adapters.database.engine import make_engine, upgrade
 from maild.adapters.database.mail_report import list_mails, show_mail
 from maild.adapters.database.report import TicketQuery, list_tickets
 from maild.adapters.database.store import Store
@@ -25,50 +22,23 @@ from maild.domain import (
     Person,
     Ticket,
     TicketState,
-    TicketType,
-    Urgency,
 )
 from tests.support.factories import make_mail
+from tests.support.stores import DATABASES, numbered_ticket, store_on
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 MARIE = Person("Marie Curie", "marie@example.com")
 PAUL = Person("Paul", "paul@example.com")
 
 
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(params=DATABASES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = (
-        f"sqlite:///{tmp_path / 'maild.db'}"
-        if request.param == "sqlite"
-        else str(request.getfixturevalue("fresh_postgres_db"))
-    )
-    upgrade(url)
-    store = Store(make_engine(url), BlobStore(tmp_path / "blobs"))
-    yield store
-    store.close()
+    with store_on(request.param, request, tmp_path) as store:
+        yield store
 
 
 def ticket(n: int, **changes: Any) -> Ticket:
-    base = Ticket(
-        id=0,
-        number=f"I261130_{n:04d}",
-        token=f"token{n:019d}",
-        ticket_type=TicketType.INCIDENT,
-        status=TicketState.NEW,
-        subject="Imprimante en panne",
-        description="Plus rien ne sort.",
-        requester=MARIE,
-        beneficiary=MARIE,
-        application="",
-        urgency=Urgency.MEDIUM,
-        phone="",
-        owner=None,
-        created_at=NOW,
-        callback_due_at=NOW + timedelta(hours=4),
-    )
-    return replace(base, **changes)
+    return numbered_ticket(n, **{"callback_due_at": NOW + timedelta(hours=4)} | changes)
 
 
 def add(store: Store, *tickets: Ticket) -> None:

@@ -15,8 +15,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from maild.adapters.database.blobs import BlobStore
-from maild.adapters.database.engine import make_engine, upgrade
 from maild.adapters.database.models import MailRow, OutboxRow
 from maild.adapters.database.staff import add_staff
 from maild.adapters.database.store import Store
@@ -44,6 +42,7 @@ from maild.domain import (
 )
 from maild.errors import MailAlreadyFinished
 from tests.support.factories import make_mail
+from tests.support.stores import DATABASES, numbered_ticket, store_on
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=1))
@@ -108,47 +107,17 @@ def database_desk(store: Store) -> Desk:
     return Desk(store, lambda a, r: add_staff(store, a, r.value, NOW), rows, mail_row)
 
 
-@pytest.fixture(
-    params=[
-        "memory",
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=["memory", *DATABASES])
 def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
     if request.param == "memory":
         yield memory_desk()
         return
-    url = (
-        f"sqlite:///{tmp_path / 'maild.db'}"
-        if request.param == "sqlite"
-        else str(request.getfixturevalue("fresh_postgres_db"))
-    )
-    upgrade(url)
-    store = Store(make_engine(url), BlobStore(tmp_path / "blobs"))
-    yield database_desk(store)
-    store.close()
+    with store_on(request.param, request, tmp_path) as store:
+        yield database_desk(store)
 
 
 def make_ticket(n: int, **changes: Any) -> Ticket:
-    base = Ticket(
-        id=0,
-        number=f"I261130_{n:04d}",
-        token=f"token{n:019d}",
-        ticket_type=TicketType.INCIDENT,
-        status=TicketState.NEW,
-        subject="Imprimante en panne",
-        description="Plus rien ne sort.",
-        requester=MARIE,
-        beneficiary=MARIE,
-        application="",
-        urgency=Urgency.MEDIUM,
-        phone="",
-        owner=None,
-        created_at=NOW,
-        callback_due_at=None,
-    )
-    return replace(base, **changes)
+    return numbered_ticket(n, **{"callback_due_at": None} | changes)
 
 
 def every_field(n: int, mail_id: int) -> Ticket:
