@@ -8,6 +8,7 @@ token (rotated by the endpoint, rewritten in its file), token_command."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -67,17 +68,16 @@ def oauth2_table(section: str, endpoint: TokenEndpoint, **keys: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sections(
-    server: DovecotServer, sink: SmtpSink, imap: str, smtp: str | None, ca: Path
-) -> str:
-    text = (f'\n[imap]\nhost = "{server.host}"\nport = {server.port}\ntls = false\n'
-            f'username = "{HELPDESK}"\nauth = "oauth2"\n{imap}')  # fmt: skip
-    if smtp is not None:
-        text += (f'\n[smtp]\nhost = "localhost"\nport = {sink.port}\n'
-                 f'starttls = true\nca_file = "{ca}"\n'
-                 f'username = "{HELPDESK}"\nfrom_address = "{HELPDESK}"\n'
-                 f'auth = "oauth2"\n{smtp}')  # fmt: skip
-    return text
+def imap_section(server: DovecotServer, table: str) -> str:
+    return (f'\n[imap]\nhost = "{server.host}"\nport = {server.port}\ntls = false\n'
+            f'username = "{HELPDESK}"\nauth = "oauth2"\n{table}')  # fmt: skip
+
+
+def smtp_section(sink: SmtpSink, table: str, ca: Path) -> str:
+    return (f'\n[smtp]\nhost = "localhost"\nport = {sink.port}\n'
+            f'starttls = true\nca_file = "{ca}"\n'
+            f'username = "{HELPDESK}"\nfrom_address = "{HELPDESK}"\n'
+            f'auth = "oauth2"\n{table}')  # fmt: skip
 
 
 def secret_file(tmp_path: Path, name: str, value: str) -> Path:
@@ -96,24 +96,61 @@ def story(daemon: Daemon, server: DovecotServer, sink: SmtpSink, subject: str) -
     assert ticket["subject"] == subject
 
 
-def test_client_credentials(
+@dataclass
+class OAuth2Desk:
+    """maild logging in to the OAuth2 Dovecot and the XOAUTH2 relay."""
+
+    directory: Path
+    endpoint: TokenEndpoint
+    mailbox: DovecotServer
+    sink: SmtpSink
+    ca: Path
+    started: list[Daemon]
+
+    def secret(self, name: str, value: str) -> str:
+        return str(secret_file(self.directory, name, value))
+
+    def story(self, subject: str, imap: str, smtp: str) -> Daemon:
+        """Start maild with these [imap.oauth2] and [smtp.oauth2] tables, then
+        see a mail become a ticket confirmed through the relay."""
+        extra = imap_section(self.mailbox, imap) + smtp_section(
+            self.sink, smtp, self.ca
+        )
+        self.started.append(daemon := start_daemon(self.directory, None, extra=extra))
+        story(daemon, self.mailbox, self.sink, subject)
+        return daemon
+
+    def grants(
+        self, subject: str, imap: dict[str, str], smtp: dict[str, str]
+    ) -> Daemon:
+        """story() with both tables on the test's token endpoint."""
+        return self.story(
+            subject,
+            oauth2_table("imap", self.endpoint, **imap),
+            oauth2_table("smtp", self.endpoint, **smtp),
+        )
+
+
+@pytest.fixture
+def desk(
     tmp_path: Path,
     token_endpoint: TokenEndpoint,
     oauth2_mailbox: DovecotServer,
     xoauth2_sink: SmtpSink,
     stopping: list[Daemon],
     test_ca: Certificates,
-) -> None:
-    secret = secret_file(tmp_path, "client-secret", CLIENT_SECRET)
-    table = {"client_id": CLIENT_ID, "client_secret_file": str(secret)}
-    extra = sections(oauth2_mailbox, xoauth2_sink,
-                     oauth2_table("imap", token_endpoint, **table),
-                     oauth2_table("smtp", token_endpoint, **table),
-                     test_ca.ca)  # fmt: skip
-    stopping.append(daemon := start_daemon(tmp_path, None, extra=extra))
-    story(daemon, oauth2_mailbox, xoauth2_sink, "Accès VPN refusé")
-    assert token_endpoint.count("client_credentials") == 2  # one for IMAP, one SMTP
-    assert "method=XOAUTH2" in oauth2_mailbox.log()
+) -> OAuth2Desk:
+    return OAuth2Desk(
+        tmp_path, token_endpoint, oauth2_mailbox, xoauth2_sink, test_ca.ca, stopping
+    )
+
+
+def test_client_credentials(desk: OAuth2Desk) -> None:
+    secret = desk.secret("client-secret", CLIENT_SECRET)
+    table = {"client_id": CLIENT_ID, "client_secret_file": secret}
+    daemon = desk.grants("Accès VPN refusé", table, table)
+    assert desk.endpoint.count("client_credentials") == 2  # one for IMAP, one SMTP
+    assert "method=XOAUTH2" in desk.mailbox.log()
     assert CLIENT_SECRET not in daemon.log.read_text()
     # doctor logs in as the daemon does: a token each, TLS checked on the relay
     _, checks = doctor(daemon.config)
@@ -123,28 +160,16 @@ def test_client_credentials(
     assert "XOAUTH2 accepted" in checks["smtp"]["detail"]
 
 
-def test_client_credentials_with_a_certificate(
-    tmp_path: Path,
-    token_endpoint: TokenEndpoint,
-    oauth2_mailbox: DovecotServer,
-    xoauth2_sink: SmtpSink,
-    stopping: list[Daemon],
-    test_ca: Certificates,
-) -> None:
-    certificate = make_client_certificate(tmp_path)
-    token_endpoint.certificates[CLIENT_ID] = certificate.der  # the uploaded .cer
+def test_client_credentials_with_a_certificate(desk: OAuth2Desk) -> None:
+    certificate = make_client_certificate(desk.directory)
+    desk.endpoint.certificates[CLIENT_ID] = certificate.der  # the uploaded .cer
     imap = {"client_id": CLIENT_ID,
             "client_certificate_file": str(certificate.combined)}  # fmt: skip
     smtp = {"client_id": CLIENT_ID, "client_certificate_file": str(certificate.cert),
             "client_key_file": str(certificate.key)}  # fmt: skip
-    extra = sections(oauth2_mailbox, xoauth2_sink,
-                     oauth2_table("imap", token_endpoint, **imap),
-                     oauth2_table("smtp", token_endpoint, **smtp),
-                     test_ca.ca)  # fmt: skip
-    stopping.append(daemon := start_daemon(tmp_path, None, extra=extra))
-    story(daemon, oauth2_mailbox, xoauth2_sink, "Certificat de l'imprimante")
-    assert token_endpoint.count("client_credentials") == 2  # one for IMAP, one SMTP
-    assert "method=XOAUTH2" in oauth2_mailbox.log()
+    daemon = desk.grants("Certificat de l'imprimante", imap, smtp)
+    assert desk.endpoint.count("client_credentials") == 2  # one for IMAP, one SMTP
+    assert "method=XOAUTH2" in desk.mailbox.log()
     log = daemon.log.read_text()
     assert certificate.key_pem.splitlines()[1] not in log
     assert "PRIVATE KEY" not in log
@@ -153,55 +178,37 @@ def test_client_credentials_with_a_certificate(
     assert checks["smtp"]["status"] == "ok", checks["smtp"]
 
 
-def test_refresh_token_rotated_and_saved(
-    tmp_path: Path,
-    token_endpoint: TokenEndpoint,
-    oauth2_mailbox: DovecotServer,
-    xoauth2_sink: SmtpSink,
-    stopping: list[Daemon],
-    test_ca: Certificates,
-) -> None:
-    secret = secret_file(tmp_path, "client-secret", CLIENT_SECRET)
-    imap_rt = secret_file(tmp_path, "imap-refresh", token_endpoint.new_refresh_token())
-    smtp_rt = secret_file(tmp_path, "smtp-refresh", token_endpoint.new_refresh_token())
+def test_refresh_token_rotated_and_saved(desk: OAuth2Desk) -> None:
+    endpoint = desk.endpoint
+    secret = desk.secret("client-secret", CLIENT_SECRET)
+    imap_rt = Path(desk.secret("imap-refresh", endpoint.new_refresh_token()))
+    smtp_rt = Path(desk.secret("smtp-refresh", endpoint.new_refresh_token()))
     first = (imap_rt.read_text(), smtp_rt.read_text())
-    extra = sections(
-        oauth2_mailbox, xoauth2_sink,
-        oauth2_table("imap", token_endpoint, client_id=CLIENT_ID,
-                     client_secret_file=str(secret), refresh_token_file=str(imap_rt)),
-        oauth2_table("smtp", token_endpoint, client_id=CLIENT_ID,
-                     client_secret_file=str(secret), refresh_token_file=str(smtp_rt)),
-        test_ca.ca,
+    daemon = desk.grants(
+        "Mot de passe expiré",
+        {"client_id": CLIENT_ID, "client_secret_file": secret,
+         "refresh_token_file": str(imap_rt)},
+        {"client_id": CLIENT_ID, "client_secret_file": secret,
+         "refresh_token_file": str(smtp_rt)},
     )  # fmt: skip
-    stopping.append(daemon := start_daemon(tmp_path, None, extra=extra))
-    story(daemon, oauth2_mailbox, xoauth2_sink, "Mot de passe expiré")
-    assert token_endpoint.count("refresh_token") == 2
+    assert endpoint.count("refresh_token") == 2
     # The endpoint rotated both; each file now holds the one it will accept.
     now = (imap_rt.read_text().strip(), smtp_rt.read_text().strip())
     assert now[0] != first[0].strip()
     assert now[1] != first[1].strip()
-    assert all(token in token_endpoint.refresh_tokens for token in now)
+    assert all(token in endpoint.refresh_tokens for token in now)
     assert imap_rt.stat().st_mode & 0o777 == 0o600
     assert "rotated refresh token saved" in daemon.log.read_text()
     assert now[0] not in daemon.log.read_text()
 
 
-def test_token_command(
-    tmp_path: Path,
-    oauth2_mailbox: DovecotServer,
-    xoauth2_sink: SmtpSink,
-    stopping: list[Daemon],
-    test_ca: Certificates,
-) -> None:
-    script = tmp_path / "print-token"
+def test_token_command(desk: OAuth2Desk) -> None:
+    script = desk.directory / "print-token"
     jwt = make_jwt(HELPDESK, 3600)
     script.write_text(f"#!/bin/sh\necho '{jwt}'\n")
     script.chmod(0o755)
     table = f'[imap.oauth2]\nprovider = "custom"\ntoken_command = "{script}"\n'
-    extra = sections(oauth2_mailbox, xoauth2_sink, table,
-                     table.replace("[imap.", "[smtp."), test_ca.ca)  # fmt: skip
-    stopping.append(daemon := start_daemon(tmp_path, None, extra=extra))
-    story(daemon, oauth2_mailbox, xoauth2_sink, "Écran noir")
+    daemon = desk.story("Écran noir", table, table.replace("[imap.", "[smtp."))
     assert "by the token-command grant" in daemon.log.read_text()
 
 
@@ -210,8 +217,7 @@ def imap_only(server: DovecotServer, endpoint: TokenEndpoint, tmp_path: Path) ->
     secret = secret_file(tmp_path, "client-secret", CLIENT_SECRET)
     table = oauth2_table("imap", endpoint, client_id=CLIENT_ID,
                          client_secret_file=str(secret))  # fmt: skip
-    return (f'\n[imap]\nhost = "{server.host}"\nport = {server.port}\ntls = false\n'
-            f'username = "{HELPDESK}"\nauth = "oauth2"\n{table}')  # fmt: skip
+    return imap_section(server, table)
 
 
 def confirmed(sink: SmtpSink, requester: str) -> int:
