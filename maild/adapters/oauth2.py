@@ -20,26 +20,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Final
-
-import requests
-from authlib.common.urls import add_params_to_qs
-from authlib.integrations.requests_client import OAuth2Session, OAuthError
-from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
-from joserfc.jwk import RSAKey
+from typing import TYPE_CHECKING, Any, Final
 
 from maild.app.ports import Clock
 from maild.config import OAuth2Settings
-from maild.core.oauth2 import (
-    ASSERTION_LIFETIME,
-    AccessToken,
-    Grant,
-    certificate_thumbprints,
-    explain,
-    token_from_answer,
-    token_of_command,
-)
+from maild.core.oauth2 import AccessToken, Grant, one_line, token_of_command
 from maild.errors import TokenUnavailable
+
+if TYPE_CHECKING:
+    from authlib.integrations.requests_client import OAuth2Session
 
 log = logging.getLogger(__name__)
 
@@ -140,40 +129,11 @@ class TokenSource:
                  self._settings.section, path)  # fmt: skip
 
     def _ask(self, call: Any) -> AccessToken:
-        """Run one token request with Authlib; translate every failure."""
-        s = self._settings
-        method: Any = "client_secret_post" if s.client_secret else "none"
-        if s.client_key:
-            method = _CertificateAssertion(s.client_certificate)
-        session = OAuth2Session(
-            client_id=s.client_id,
-            client_secret=s.client_secret or s.client_key or None,
-            scope=s.endpoint.scope,
-            token_endpoint_auth_method=method,
-        )
-        url = s.endpoint.token_url
-        try:
-            with session:
-                answer = call(session)
-        except OAuthError as exc:
-            error, description = str(exc.error or ""), str(exc.description or "")
-            hint = explain(error, description)
-            message = (f"{s.section}: the {s.grant} grant was refused by {url}: "
-                       f"{error}: {_one_line(description)}"
-                       + (f" ({hint})" if hint else ""))  # fmt: skip
-            log.error("%s", message)
-            raise TokenUnavailable(message) from None
-        except (requests.RequestException, ValueError) as exc:
-            raise TokenUnavailable(
-                f"{s.section}: {s.grant} grant: no answer from {url}: "
-                f"{_one_line(str(exc))}"
-            ) from None
-        value = answer.get("access_token") if isinstance(answer, dict) else None
-        if not isinstance(value, str) or not value:
-            raise TokenUnavailable(
-                f"{s.section}: {url} answered the {s.grant} grant without a token"
-            )
-        return token_from_answer(value, answer.get("expires_in"), self._clock())
+        """Run one token request (Authlib's, imported at the first request:
+        a desk that logs in with a password never loads it)."""
+        from maild.adapters import oauth2_requests
+
+        return oauth2_requests.ask(self._settings, call, self._clock())
 
     def _run_command(self) -> AccessToken:
         section = self._settings.section
@@ -195,40 +155,10 @@ class TokenSource:
             message = (f"{section}.token_command exited with status "
                        f"{done.returncode}" + (" and printed no token"
                        if done.returncode == 0 else "")
-                       + (f": {_one_line(said[-1])}" if said else ""))  # fmt: skip
+                       + (f": {one_line(said[-1])}" if said else ""))  # fmt: skip
             log.error("%s", message)
             raise TokenUnavailable(message)
         return token_of_command(lines[0], self._clock())
-
-
-class _CertificateAssertion(PrivateKeyJWT):  # type: ignore[misc]
-    """Client authentication by a JWT signed with the certificate's key
-    (RFC 7523 `private_key_jwt`), as Microsoft Entra ID takes it: Authlib's,
-    with the certificate's thumbprints in the header (`x5t`, `x5t#S256`: how
-    Entra ID finds the certificate), a lifetime of minutes rather than
-    Authlib's hour, and the client_id in the form beside the assertion.
-    iat and exp are the real time: the provider checks them."""
-
-    def __init__(self, certificate: bytes) -> None:
-        super().__init__(alg="RS256")
-        self._thumbprints = certificate_thumbprints(certificate)
-
-    def sign(self, auth: Any, token_endpoint: str) -> Any:
-        return private_key_jwt_sign(
-            RSAKey.import_key(auth.client_secret),  # the PEM key of the settings
-            client_id=auth.client_id,
-            token_endpoint=token_endpoint,
-            header={"typ": "JWT", **self._thumbprints},
-            expires_in=int(ASSERTION_LIFETIME.total_seconds()),
-        )
-
-    def __call__(
-        self, auth: Any, method: str, uri: str, headers: Any, body: str
-    ) -> tuple[str, Any, str]:
-        uri, headers, body = super().__call__(auth, method, uri, headers, body)
-        if "client_id=" not in body:
-            body = add_params_to_qs(body, [("client_id", auth.client_id)])
-        return uri, headers, body
 
 
 def _read(path: Path | None, section: str) -> str:
@@ -261,8 +191,3 @@ def _write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -207,6 +207,12 @@ def explain(error: str, description: str) -> str:
     return ""
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """text on one line, cut to limit characters: for the log."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def xoauth2(user: str, token: str) -> str:
     """The SASL XOAUTH2 initial response (before base64), as IMAP and SMTP take it."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"

@@ -31,7 +31,8 @@ def test_rings_wake_the_sender_once_and_the_closed_pipe_stops_it() -> None:
     reader.close()
 
 
-# What the sender process must not load: intake, parsing, scheduling, the daemon.
+# What the sender process must not load: intake, parsing, scheduling, the daemon,
+# and OAuth2's libraries for a relay that logs in with a password.
 # (mailparser_reply, a small pure-Python quote stripper, still comes in through
 # config -> core.classify -> core.autoreply -> core.quotes.)
 NOT_FOR_SENDING = (
@@ -45,6 +46,10 @@ NOT_FOR_SENDING = (
     "maild.adapters.scheduler",
     "maild.core.parse",
     "maild.runtime.daemon",
+    # OAuth2's libraries: only a relay with auth = "oauth2", at its first token
+    "authlib",
+    "requests",
+    "joserfc",
 )
 
 

@@ -21,6 +21,7 @@ from maild.core.oauth2 import (
     endpoint,
     explain,
     jwt_expiry,
+    one_line,
     token_from_answer,
     token_of_command,
     xoauth2,
@@ -355,3 +356,12 @@ def test_a_wrong_oauth2_or_tls_setting_names_its_key(
     with pytest.raises(ConfigError) as caught:
         _settings(tmp_path, section, table)
     assert caught.value.key == key
+
+
+def test_a_providers_words_are_logged_on_one_line_and_cut() -> None:
+    said = "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1234"
+    assert (
+        one_line(said)
+        == "AADSTS7000215: Invalid client secret provided. Trace ID: 1234"
+    )
+    assert one_line("x" * 400) == "x" * 299 + "…"
