@@ -101,6 +101,9 @@ class RoleKeeper:
             self.instances.leave(self.id)
         except StoreUnavailable as exc:  # the leases expire by themselves
             log.warning("could not give the roles back: %s", exc)
+        with self._changed:
+            self._tenures.clear()  # holds nothing now (status, metrics)
+            self._changed.notify_all()
 
     def holds(self, role: str) -> bool:
         return role in self._tenures
