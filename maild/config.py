@@ -213,6 +213,11 @@ class Settings:
     # sla roles before another takes them (PostgreSQL, several instances)
     lease_seconds: int = 6
 
+    @property
+    def eml_dir(self) -> Path:
+        """Where outgoing mail is kept as .eml files when no [smtp] relay is set."""
+        return self.storage_dir / "outbox"
+
 
 def config_path(cli_value: str | None) -> Path:
     """Pick the configuration file: --config, else MAILD_CONFIG, else ./maild.toml."""

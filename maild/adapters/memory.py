@@ -284,15 +284,17 @@ class MemorySession:
             t.put(t.mails, kept.id, replace(kept, raw=b"", is_kept=False))
         attached = t.attachments.get(ticket_id, [])
         t.put(t.attachments, ticket_id, [])
+        sent: list[str] = []
         for queued in [q for q in t.outbox.values() if q.ticket_id == ticket_id]:
             if queued.state is not OutboxState.PENDING:
                 t.put(t.outbox, queued.id, replace(queued, data=b""))
+                sent.append(queued.mail.message_id)
         shas = frozenset(
             [_sha(m.raw) for m in mails] + [_sha(a.attachment.data) for a in attached]
         )
         for sha in shas:
             t.put(t.to_sweep, sha, None)
-        return Dropped(len(mails), len(attached), shas)
+        return Dropped(len(mails), len(attached), shas, tuple(sorted(sent)))
 
     def drop_mail_bytes(self, mail_id: int) -> Dropped:
         kept = self._t.mails.get(mail_id)
@@ -322,7 +324,7 @@ class MemorySession:
         t.put(t.events, ticket_id, events)
         for kept in [m for m in t.mails.values() if m.ticket_id == ticket_id]:
             t.put(t.mails, kept.id, _mail_rewritten(kept, rewrite))
-        sent = []
+        sent: list[str] = []
         for queued in [q for q in t.outbox.values() if q.ticket_id == ticket_id]:
             to = tuple(rewrite(a) for a in queued.mail.to)
             if queued.state is OutboxState.PENDING and to != queued.mail.to:

@@ -3,7 +3,11 @@
 Closed tickets whose closure is older than `retention.mail_days_after_close`
 lose their raw mails and attachments and keep their facts; quarantined and
 ignored mails older than `retention.quarantine_days` lose their bytes and
-keep their record. Tickets go in small batches, one transaction a batch (the
+keep their record; so do the copies of what was sent on a purged ticket,
+kept as .eml files by a desk without a relay (forget_sent, called within
+the batch's transaction before its commit: killed in between, the tickets
+are due again and the copies already gone, and the next run ends the same).
+Tickets go in small batches, one transaction a batch (the
 intake waits for one batch at most, never for the whole purge), each ticket
 read again and checked against the rule (core/retention.py) in that
 transaction and marked purged with a `purged` event that holds counts, no
@@ -15,7 +19,7 @@ ends in the state one uninterrupted run would have reached.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Final
@@ -23,6 +27,7 @@ from typing import Final
 from maild.app.ports import MAILD, DeskSession, NewEvent, RetentionStore
 from maild.core.retention import (
     Cutoffs,
+    Dropped,
     Policy,
     Purged,
     cutoffs,
@@ -45,11 +50,13 @@ class Purge:
         *,
         batch: int = BATCH,
         between_batches: Callable[[], None] = lambda: None,
+        forget_sent: Callable[[Sequence[str]], None] = lambda message_ids: None,
     ) -> None:
         self.policy = policy
         self.store = store
         self.batch = batch
         self.between_batches = between_batches  # e.g. yield to the intake
+        self.forget_sent = forget_sent  # the .eml copies of these Message-IDs
 
     def run(self, now: datetime, *, dry_run: bool = False) -> Purged:
         """Remove (dry_run: count) what is due at now; return the totals."""
@@ -87,24 +94,25 @@ class Purge:
             cut.tickets_closed_before, after, self.batch
         ):
             with self._transaction(dry_run) as tx:
-                shas = frozenset[str]()
+                shas, sent = frozenset[str](), list[str]()
                 for ticket_id in ids:
-                    done, named = self._ticket(tx, ticket_id, now)
-                    total += done
-                    shas |= named
+                    dropped = self._ticket(tx, ticket_id, now)
+                    total += Purged(dropped.mails, dropped.attachments)
+                    shas |= dropped.blobs
+                    sent += dropped.sent
                 freed |= tx.unnamed_blobs(shas) if dry_run else shas
+                if sent and not dry_run:
+                    self.forget_sent(sent)
             after = ids[-1]
             self.between_batches()
         return total, freed
 
-    def _ticket(
-        self, tx: DeskSession, ticket_id: int, now: datetime
-    ) -> tuple[Purged, frozenset[str]]:
+    def _ticket(self, tx: DeskSession, ticket_id: int, now: datetime) -> Dropped:
         ticket = tx.ticket_by_id(ticket_id, for_update=True)
         if ticket is None or not is_ticket_due(
             ticket.status, ticket.closed_at, self.policy, now
         ):
-            return Purged(), frozenset()  # reopened meanwhile: not due
+            return Dropped()  # reopened meanwhile: not due
         dropped = tx.drop_ticket_mails(ticket_id, now)
         done = Purged(dropped.mails, dropped.attachments)
         tx.add_event(
@@ -112,7 +120,7 @@ class Purge:
             NewEvent(EventKind.PURGED, MAILD, now, purge_note(done), is_internal=True),
         )
         log.info("ticket purged ticket=%s", ticket.number)
-        return done, dropped.blobs
+        return dropped
 
     def _mails(
         self, cut: Cutoffs, now: datetime, *, dry_run: bool

@@ -51,11 +51,14 @@ class Purged:
 
 @dataclass(frozen=True, slots=True)
 class Dropped:
-    """What one transaction dropped: raw mails, attachments, the blobs they named."""
+    """What one transaction dropped: raw mails, attachments, the blobs they named,
+    and the Message-IDs of the sent mail whose bytes went (their copies kept
+    as .eml files without a relay go too)."""
 
     mails: int = 0
     attachments: int = 0
     blobs: frozenset[str] = frozenset()
+    sent: tuple[str, ...] = ()
 
 
 def cutoffs(policy: Policy, now: datetime) -> Cutoffs:

@@ -132,7 +132,7 @@ def _mailbox(settings: Settings, now: datetime) -> Check:
 
 def _relay(settings: Settings) -> Check:
     if settings.smtp is None:
-        outbox = settings.storage_dir / "outbox"
+        outbox = settings.eml_dir
         return health.ok("smtp", f"no [smtp] section: mail kept as .eml in {outbox}")
     probe = probe_relay(settings.smtp, settings.helpdesk.pool_address, system_clock)
     return health.judge_relay(probe, settings.smtp.starttls)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from maild.adapters.database.person_export import Json, export_person
 from maild.adapters.database.store import open_store
-from maild.adapters.outgoing.relay import eml_name
 from maild.app.anonymise import Anonymise, Erased
 from maild.config import Settings
+from maild.runtime.retention import kept_copies
 
 SECRET_FILE = "pseudonym.key"  # noqa: S105 (a file name, not a secret)
 
@@ -59,7 +59,5 @@ def anonymise(settings: Settings, address: str, by: str, now: datetime) -> Erase
         store.truncate_log()
     finally:
         store.close()
-    kept = settings.storage_dir / "outbox"
-    for message_id in erased.sent:
-        (kept / f"{eml_name(message_id)}.eml").unlink(missing_ok=True)
+    kept_copies(settings).forget(erased.sent)
     return erased

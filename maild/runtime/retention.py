@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from maild.adapters.database.store import Store
+from maild.adapters.outgoing.relay import EmlDirectory
 from maild.app.purge import Purge
 from maild.config import Retention, Settings
 from maild.core.retention import Policy, Purged
@@ -45,12 +46,21 @@ def yielding_pause() -> Callable[[], None]:
     return pause
 
 
+def kept_copies(settings: Settings) -> EmlDirectory:
+    """The .eml folder of a desk without a relay (sender_wiring writes it); a
+    desk that has one since may still hold copies from before."""
+    return EmlDirectory(settings.eml_dir)
+
+
 def purge(
     settings: Settings, store: Store, now: datetime, *, dry_run: bool = False
 ) -> Purged:
     """Run the purge at now (`maild purge`), yielding to a running daemon."""
     return Purge(
-        policy_of(settings.retention), store, between_batches=yielding_pause()
+        policy_of(settings.retention),
+        store,
+        between_batches=yielding_pause(),
+        forget_sent=kept_copies(settings).forget,
     ).run(now, dry_run=dry_run)
 
 
@@ -65,6 +75,7 @@ def daily_purge(
                 policy_of(settings.retention),
                 store,
                 between_batches=yielding_pause(),
+                forget_sent=kept_copies(settings).forget,
             ).run(clock())
         except TransientError as exc:
             log.warning("purge: %s; will try again tomorrow", exc)

@@ -66,7 +66,7 @@ def outbox_sender(
     a refused mail is recorded, and reported through outbound."""
     return OutboxSender(
         store,
-        make_mailer(settings.smtp, settings.storage_dir / "outbox", clock),
+        make_mailer(settings.smtp, settings.eml_dir, clock),
         settings.from_address,
         clock,
         on_failed=RecordDeliveryFailure(settings, outbound).record,

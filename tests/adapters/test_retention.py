@@ -78,6 +78,11 @@ def live_with_shared(desk: Desk) -> str:
     return str(desk.tickets()[-1]["number"])
 
 
+def copies_naming(directory: Path, number: str) -> list[Path]:
+    """The .eml copies of sent mail whose bytes name a ticket number."""
+    return [p for p in directory.glob("*.eml") if number.encode() in p.read_bytes()]
+
+
 def files_under(directory: Path) -> set[Path]:
     return {p for p in directory.rglob("*") if p.is_file()}
 
@@ -90,10 +95,15 @@ def test_an_expired_ticket_keeps_its_facts_and_loses_its_mails(desk: Desk) -> No
     raw_blobs = [m.blob_sha256 for m in desk.mails() if m.ticket_id is not None]
     assert all(blob_file(desk, b).is_file() for b in raw_blobs)
 
+    kept = desk.settings.eml_dir  # no relay: what was sent is kept as .eml files
+    assert copies_naming(kept, number) and copies_naming(kept, live)
+
     desk.clock.now += YEAR_LATER
     done = purge(desk.settings, desk.store, desk.clock.now)
 
     assert done == Purged(mails=3, attachments=2, blobs=4)  # 3 raw + the payslip
+    assert copies_naming(kept, number) == []  # what was sent on it went too
+    assert copies_naming(kept, live)  # the live ticket's stay
     after = desk.ticket(number)
     for key in (
         "number",

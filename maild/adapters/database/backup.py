@@ -78,7 +78,7 @@ def backup(settings: Settings, target: Path) -> Summary:
         _pg_dump(url, target / PG_FILE)
         schema, named = _pg_contents(url)
     copied = _copy_blobs(settings.storage_dir / BLOBS, target / BLOBS)
-    outgoing = _copy_outgoing(settings.storage_dir / OUTBOX, target / OUTBOX)
+    outgoing = _copy_outgoing(settings.eml_dir, target / OUTBOX)
     missing = sorted(named - copied)
     if missing and is_sqlite(url):  # PostgreSQL: names read after the dump
         raise BackupError(
@@ -130,7 +130,7 @@ def restore(settings: Settings, source: Path, *, force: bool = False) -> Summary
     else:
         _pg_restore(url, source / PG_FILE)
     count = len(_copy_blobs(source / BLOBS, blobs))
-    outgoing = _copy_outgoing(source / OUTBOX, settings.storage_dir / OUTBOX)
+    outgoing = _copy_outgoing(source / OUTBOX, settings.eml_dir)
     if schema < HEAD_REVISION:
         upgrade(url)
     return Summary(

@@ -117,8 +117,7 @@ def rewrite_ticket(
     ):
         answer.address = rewrite(answer.address)
     session.flush()
-    count, attached, shas = dropped
-    return Dropped(count, attached, shas), tuple(sent)
+    return dropped, tuple(sent)
 
 
 def rewrite_mail(session: Session, mail_id: int, rewrite: Rewrite) -> Dropped:

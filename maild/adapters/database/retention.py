@@ -40,6 +40,7 @@ from maild.adapters.database.models import (
     OutboxRow,
     TicketRow,
 )
+from maild.core.retention import Dropped
 from maild.domain import MailState, TicketState
 
 _TICKETS = cast(Table, TicketRow.__table__)
@@ -103,6 +104,7 @@ _DROP_SENT_BYTES: Final = (
     update(_OUTBOX)
     .where(_OUTBOX.c.ticket_id == bindparam("for_ticket"), _OUTBOX.c.state != "pending")
     .values(data=b"")
+    .returning(_OUTBOX.c.message_id)
 )
 _MARK_PURGED: Final = (
     update(_TICKETS)
@@ -153,22 +155,20 @@ def to_sweep(session: Session, shas: Iterable[str]) -> None:
 
 def drop_ticket_bytes(
     session: Session, ticket_id: int, now: datetime | None
-) -> tuple[int, int, frozenset[str]]:
-    """Drop a ticket's raw mails and attachments; mark it purged at now (if given).
-
-    Returns how many mails and attachments, and the blobs they named.
-    """
+) -> Dropped:
+    """Drop a ticket's raw mails and attachments and the bytes of what was sent
+    on it; mark it purged at now (if given)."""
     key = {"for_ticket": ticket_id}
     mail_blobs = list(session.execute(_TICKET_MAIL_BLOBS, key).scalars())
     attachment_blobs = list(session.execute(_TICKET_ATTACHMENT_BLOBS, key).scalars())
     session.execute(_DROP_TICKET_MAIL_BYTES, key)
     session.execute(_DROP_ATTACHMENTS, key)
-    session.execute(_DROP_SENT_BYTES, key)
+    sent = tuple(sorted(session.execute(_DROP_SENT_BYTES, key).scalars()))
     if now is not None:
         session.execute(_MARK_PURGED, {**key, "now": now})
     shas = frozenset(mail_blobs + attachment_blobs)
     to_sweep(session, shas)
-    return len(mail_blobs), len(attachment_blobs), shas
+    return Dropped(len(mail_blobs), len(attachment_blobs), shas, sent)
 
 
 def drop_mail_bytes(session: Session, mail_id: int) -> frozenset[str]:

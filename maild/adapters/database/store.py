@@ -230,10 +230,7 @@ class Tx:
 
     def drop_ticket_mails(self, ticket_id: int, now: datetime) -> Dropped:
         """Drop a ticket's raw mails and attachments and mark it purged."""
-        count, attached, shas = retention.drop_ticket_bytes(
-            self.session, ticket_id, now
-        )
-        return Dropped(count, attached, shas)
+        return retention.drop_ticket_bytes(self.session, ticket_id, now)
 
     def drop_mail_bytes(self, mail_id: int) -> Dropped:
         """Drop the raw bytes of one mail (its record stays)."""

@@ -20,7 +20,7 @@ import re
 import smtplib
 import ssl
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol, overload
 
@@ -225,6 +225,12 @@ class EmlDirectory:
         except OSError as exc:
             raise DeliveryDeferred(f"cannot write {path}: {exc.strerror}") from None
         log.debug("msgid=%s kept as %s", message_id, path.name)  # and sent, by outbox
+
+    def forget(self, message_ids: Iterable[str]) -> None:
+        """Remove the kept copies of these mails (retention, erasure); a copy
+        never written, or removed already, is no error."""
+        for message_id in message_ids:
+            (self._directory / f"{eml_name(message_id)}.eml").unlink(missing_ok=True)
 
     def close(self) -> None:
         """Nothing is held open."""
