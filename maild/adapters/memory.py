@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from maild.adapters.outgoing.outbox import Due
 from maild.app.ports import OPEN_STATES, NewEvent, TicketFilter
-from maild.core.retention import Dropped
+from maild.core.retention import BlobName, Dropped
 from maild.domain import (
     Attachment,
     EventKind,
@@ -303,9 +303,6 @@ class MemorySession:
         self._t.put(self._t.mails, mail_id, replace(kept, raw=b"", is_kept=False))
         self._t.put(self._t.to_sweep, _sha(kept.raw), None)
         return Dropped(mails=1, blobs=frozenset({_sha(kept.raw)}))
-
-    def unnamed_blobs(self, shas: frozenset[str]) -> frozenset[str]:
-        return shas - _named(self._t)
 
     def rewrite_ticket(
         self, ticket_id: int, rewrite: Callable[[str], str]
@@ -747,6 +744,23 @@ class MemoryStore:
                 raise _Rehearsed
         except _Rehearsed:
             pass  # undone, as asked
+
+    def blob_names(self, shas: Iterable[str]) -> list[BlobName]:
+        wanted = set(shas)
+        with self._lock:
+            t = self._t
+            names = [
+                BlobName(_sha(m.raw), m.ticket_id, m.id)
+                for m in t.mails.values()
+                if m.is_kept and _sha(m.raw) in wanted
+            ]
+            for kept in t.attachments.values():
+                names += [
+                    BlobName(_sha(a.attachment.data), a.ticket_id, None)
+                    for a in kept
+                    if _sha(a.attachment.data) in wanted
+                ]
+            return names
 
     def sweep_blobs(self, limit: int) -> tuple[int, int]:
         with self.transaction():

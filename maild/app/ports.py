@@ -10,13 +10,13 @@ by one contract test against all of them. Nothing here imports SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from maild.core.retention import Dropped
+from maild.core.retention import BlobName, Dropped
 from maild.domain import (
     Attachment,
     EventKind,
@@ -115,9 +115,6 @@ class DeskSession(Protocol):
 
     def drop_mail_bytes(self, mail_id: int) -> Dropped:
         """Drop one mail's raw bytes; its record (what became of it) stays."""
-
-    def unnamed_blobs(self, shas: frozenset[str]) -> frozenset[str]:
-        """The blobs among these that nothing names any more."""
 
     def rewrite_ticket(
         self, ticket_id: int, rewrite: Callable[[str], str]
@@ -221,6 +218,9 @@ class RetentionStore(DeskStore, Protocol):
 
     def rehearsal(self) -> AbstractContextManager[DeskSession]:
         """A transaction that is always rolled back (a dry run)."""
+
+    def blob_names(self, shas: Iterable[str]) -> list[BlobName]:
+        """Every row that names one of these blobs: a kept mail, an attachment."""
 
     def sweep_blobs(self, limit: int) -> tuple[int, int]:
         """Look at up to limit blobs noted as dropped; remove those nothing

@@ -31,6 +31,7 @@ from maild.core.retention import (
     Policy,
     Purged,
     cutoffs,
+    freed_blobs,
     is_ticket_due,
     purge_note,
 )
@@ -61,11 +62,14 @@ class Purge:
     def run(self, now: datetime, *, dry_run: bool = False) -> Purged:
         """Remove (dry_run: count) what is due at now; return the totals."""
         cut = cutoffs(self.policy, now)
-        tickets, freed_t = self._tickets(cut, now, dry_run=dry_run)
-        mails, freed_m = self._mails(cut, now, dry_run=dry_run)
+        tickets, shas_t, due_tickets = self._tickets(cut, now, dry_run=dry_run)
+        mails, shas_m, due_mails = self._mails(cut, now, dry_run=dry_run)
         total = tickets + mails
-        if dry_run:
-            return Purged(total.mails, total.attachments, len(freed_t | freed_m))
+        if dry_run:  # the blobs only due rows name, whichever batch they were in
+            shas = shas_t | shas_m
+            names = self.store.blob_names(shas)
+            freed = freed_blobs(shas, names, due_tickets, due_mails)
+            return Purged(total.mails, total.attachments, len(freed))
         total += Purged(blobs=self.sweep())
         if total != Purged():
             log.info(
@@ -88,31 +92,35 @@ class Purge:
 
     def _tickets(
         self, cut: Cutoffs, now: datetime, *, dry_run: bool
-    ) -> tuple[Purged, frozenset[str]]:
-        total, freed, after = Purged(), frozenset[str](), 0
+    ) -> tuple[Purged, frozenset[str], frozenset[int]]:
+        """Purge the tickets due; return the totals, the blobs their rows
+        named and the tickets purged."""
+        total, shas, due, after = Purged(), set[str](), set[int](), 0
         while ids := self.store.tickets_due_for_purge(
             cut.tickets_closed_before, after, self.batch
         ):
             with self._transaction(dry_run) as tx:
-                shas, sent = frozenset[str](), list[str]()
+                sent: list[str] = []
                 for ticket_id in ids:
                     dropped = self._ticket(tx, ticket_id, now)
+                    if dropped is None:
+                        continue
+                    due.add(ticket_id)
                     total += Purged(dropped.mails, dropped.attachments)
                     shas |= dropped.blobs
                     sent += dropped.sent
-                freed |= tx.unnamed_blobs(shas) if dry_run else shas
                 if sent and not dry_run:
                     self.forget_sent(sent)
             after = ids[-1]
             self.between_batches()
-        return total, freed
+        return total, frozenset(shas), frozenset(due)
 
-    def _ticket(self, tx: DeskSession, ticket_id: int, now: datetime) -> Dropped:
+    def _ticket(self, tx: DeskSession, ticket_id: int, now: datetime) -> Dropped | None:
         ticket = tx.ticket_by_id(ticket_id, for_update=True)
         if ticket is None or not is_ticket_due(
             ticket.status, ticket.closed_at, self.policy, now
         ):
-            return Dropped()  # reopened meanwhile: not due
+            return None  # reopened meanwhile: not due
         dropped = tx.drop_ticket_mails(ticket_id, now)
         done = Purged(dropped.mails, dropped.attachments)
         tx.add_event(
@@ -124,21 +132,23 @@ class Purge:
 
     def _mails(
         self, cut: Cutoffs, now: datetime, *, dry_run: bool
-    ) -> tuple[Purged, frozenset[str]]:
-        total, freed, after = Purged(), frozenset[str](), 0
+    ) -> tuple[Purged, frozenset[str], frozenset[int]]:
+        """Drop the bytes of the quarantined and ignored mails due; return the
+        totals, the blobs they named and the mails whose bytes went."""
+        total, shas, due, after = Purged(), set[str](), set[int](), 0
         while ids := self.store.mails_due_for_purge(
             cut.mails_handled_before, after, self.batch
         ):
             with self._transaction(dry_run) as tx:
-                shas = frozenset[str]()
                 for mail_id in ids:
                     dropped = tx.drop_mail_bytes(mail_id)
                     total += Purged(mails=dropped.mails)
                     shas |= dropped.blobs
-                freed |= tx.unnamed_blobs(shas) if dry_run else shas
+                    if dropped.mails:
+                        due.add(mail_id)
             after = ids[-1]
             self.between_batches()
-        return total, freed
+        return total, frozenset(shas), frozenset(due)
 
     def _transaction(self, dry_run: bool) -> AbstractContextManager[DeskSession]:
         return self.store.rehearsal() if dry_run else self.store.transaction()

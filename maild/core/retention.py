@@ -9,6 +9,7 @@ open ticket is ever due: a ticket reopened (REFUSE) was never closed long.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,6 +60,33 @@ class Dropped:
     attachments: int = 0
     blobs: frozenset[str] = frozenset()
     sent: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BlobName:
+    """A row that names a blob: a mail's kept bytes (mail_id set) or an
+    attachment of a ticket (mail_id None)."""
+
+    sha256: str
+    ticket_id: int | None
+    mail_id: int | None
+
+
+def freed_blobs(
+    shas: Iterable[str],
+    names: Iterable[BlobName],
+    due_tickets: frozenset[int],
+    due_mails: frozenset[int],
+) -> frozenset[str]:
+    """The blobs among shas that a purge of these tickets and mails frees: those
+    only their rows name (a blob shared with a live ticket stays)."""
+    still_named = {
+        name.sha256
+        for name in names
+        if name.ticket_id not in due_tickets
+        and (name.mail_id is None or name.mail_id not in due_mails)
+    }
+    return frozenset(shas) - still_named
 
 
 def cutoffs(policy: Policy, now: datetime) -> Cutoffs:

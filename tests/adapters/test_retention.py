@@ -169,6 +169,23 @@ def test_a_dry_run_counts_and_removes_nothing(desk: Desk) -> None:
     assert purge(desk.settings, desk.store, desk.clock.now) == counted
 
 
+def test_a_dry_run_in_batches_counts_a_blob_shared_across_them(desk: Desk) -> None:
+    for n in (1, 2):  # two expired tickets with the same file, one a batch
+        desk.handle(with_files(MARIE, f"Panne {n}", f"body {n}", ("g.pdf", SECRET)))
+        number = str(desk.tickets()[-1]["number"])
+        desk.mail(MARIE, f"Re: [HD {number}]", "CANCEL")
+    live_with_shared(desk)  # and a live ticket: its file stays
+    desk.clock.now += YEAR_LATER
+    purge_in_batches = Purge(policy_of(desk.settings.retention), desk.store, batch=1)
+
+    counted = purge_in_batches.run(desk.clock.now, dry_run=True)
+    done = purge_in_batches.run(desk.clock.now)
+
+    assert counted == done
+    assert done.blobs == 5  # 4 raw mails and the shared file, not the guide
+    assert not blob_file(desk, hashlib.sha256(SECRET).hexdigest()).exists()
+
+
 def test_quarantined_mail_loses_its_bytes_and_keeps_its_record(desk: Desk) -> None:
     desk.mail("spam@evil.example.org", "Win big", "click here")
     mail = desk.mails()[-1]

@@ -8,8 +8,10 @@ import pytest
 
 from maild.core.erasure import pseudonym, rewriter
 from maild.core.retention import (
+    BlobName,
     Policy,
     Purged,
+    freed_blobs,
     is_mail_due,
     is_ticket_due,
     purge_note,
@@ -94,3 +96,20 @@ def test_the_purge_note_holds_counts_only() -> None:
 def test_a_short_phone_is_not_looked_for() -> None:
     alias = pseudonym("a@example.com", b"k")
     assert rewriter("a@example.com", [], ["12 34"], alias)("room 12 34") == "room 12 34"
+
+
+def test_a_blob_is_freed_when_only_rows_due_name_it() -> None:
+    names = [
+        BlobName("opening", ticket_id=1, mail_id=10),  # the mail that opened #1
+        BlobName("shared", ticket_id=1, mail_id=None),  # attached to #1 and #2
+        BlobName("shared", ticket_id=2, mail_id=None),
+        BlobName("guide", ticket_id=1, mail_id=None),  # and to live #3
+        BlobName("guide", ticket_id=3, mail_id=None),
+        BlobName("spam", ticket_id=None, mail_id=20),  # quarantined, due
+        BlobName("copy", ticket_id=3, mail_id=21),  # quarantined on live #3
+        BlobName("fresh", ticket_id=None, mail_id=22),  # quarantined, not due
+    ]
+    shas = {"opening", "shared", "guide", "spam", "copy", "fresh"}
+    due = freed_blobs(shas, names, frozenset({1, 2}), frozenset({20, 21}))
+    assert due == {"opening", "shared", "spam", "copy"}
+    assert freed_blobs(shas, names, frozenset({1}), frozenset()) == {"opening"}

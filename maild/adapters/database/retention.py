@@ -40,7 +40,7 @@ from maild.adapters.database.models import (
     OutboxRow,
     TicketRow,
 )
-from maild.core.retention import Dropped
+from maild.core.retention import BlobName, Dropped
 from maild.domain import MailState, TicketState
 
 _TICKETS = cast(Table, TicketRow.__table__)
@@ -121,6 +121,12 @@ _NAMED: Final = select(
     exists().where(_ATTACHMENTS.c.sha256 == bindparam("sha256"))
     | exists().where(_MAILS.c.blob_sha256 == bindparam("sha256"))
 )
+_MAIL_NAMES: Final = select(
+    _MAILS.c.blob_sha256, _MAILS.c.ticket_id, _MAILS.c.id
+).where(_MAILS.c.blob_sha256.in_(bindparam("shas", expanding=True)))
+_ATTACHMENT_NAMES: Final = select(
+    _ATTACHMENTS.c.sha256, _ATTACHMENTS.c.ticket_id
+).where(_ATTACHMENTS.c.sha256.in_(bindparam("shas", expanding=True)))
 _TO_SWEEP: Final = (
     select(_SWEEP.c.sha256).order_by(_SWEEP.c.sha256).limit(bindparam("limit"))
 )
@@ -186,6 +192,26 @@ def unnamed(session: Session, shas: Iterable[str]) -> frozenset[str]:
     return frozenset(
         s for s in shas if not session.execute(_NAMED, {"sha256": s}).scalar_one()
     )
+
+
+_CHUNK: Final = 500  # blobs a statement asks about (SQLite's bound parameters)
+
+
+def blob_names(session: Session, shas: Iterable[str]) -> list[BlobName]:
+    """Every mail and attachment row that names one of these blobs."""
+    wanted = sorted(set(shas))
+    names: list[BlobName] = []
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = {"shas": wanted[start : start + _CHUNK]}
+        names += [
+            BlobName(sha, ticket_id, mail_id)
+            for sha, ticket_id, mail_id in session.execute(_MAIL_NAMES, chunk)
+        ]
+        names += [
+            BlobName(sha, ticket_id, None)
+            for sha, ticket_id in session.execute(_ATTACHMENT_NAMES, chunk)
+        ]
+    return names
 
 
 def sweep_batch(session: Session, blobs: BlobStore, limit: int) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
@@ -49,7 +49,7 @@ from maild.adapters.database.models import (
 from maild.adapters.outgoing.outbox import Due
 from maild.app.ports import OPEN_STATES, NewEvent, TicketFilter
 from maild.config import Settings
-from maild.core.retention import Dropped
+from maild.core.retention import BlobName, Dropped
 from maild.domain import (
     FINAL_STATES,
     Attachment,
@@ -250,10 +250,6 @@ class Tx:
     def rewrite_answers(self, address: str, alias: str) -> None:
         """Keep the answers counted for an address under its pseudonym."""
         erasure.rewrite_answers(self.session, address, alias)
-
-    def unnamed_blobs(self, shas: frozenset[str]) -> frozenset[str]:
-        """The blobs among these that no row names any more."""
-        return retention.unnamed(self.session, shas)
 
     # Mails taken in
 
@@ -580,6 +576,11 @@ class Store:
                     session.rollback()
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(_first_line(exc)) from exc
+
+    def blob_names(self, shas: Iterable[str]) -> list[BlobName]:
+        """Every row that names one of these blobs (a read, in chunks)."""
+        with self.reading() as session:
+            return retention.blob_names(session, shas)
 
     def sweep_blobs(self, limit: int) -> tuple[int, int]:
         """Look at up to limit noted blobs, remove the files nothing names.
