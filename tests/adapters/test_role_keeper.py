@@ -61,7 +61,7 @@ def test_the_first_instance_holds_the_roles_and_a_standby_takes_them_when_it_sto
     assert first.roles() == {"imap": True, "sla": True, "sender": True}
     assert standby.roles() == {"imap": False, "sla": False, "sender": True}
     first.stop()  # gives its leases back at once
-    wait_until(lambda: standby.holds("imap") and standby.holds("sla"), 5, "takeover")
+    wait_until(lambda: standby.holds("imap") and standby.holds("sla"), 15, "takeover")
     assert not first.holds("imap")
 
 
@@ -81,7 +81,7 @@ def test_a_holder_that_finds_its_lease_taken_gives_the_role_up(
         db.execute(text("UPDATE leases SET holder = 'other', epoch = epoch + 1"
                         " WHERE role = 'imap'"))  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="maild.runtime.roles"):
-        wait_until(ended.is_set, 5, "the role's work told to end")
+        wait_until(ended.is_set, 15, "the role's work told to end")
     assert not holder.holds("imap")
     assert holder.holds("sla")  # its other lease is still its own
     assert "role imap given up" in caplog.text
