@@ -204,7 +204,7 @@ def _sqlite_contents(path: Path) -> tuple[str, set[str]]:
     return (schema[0] if schema else ""), named
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
     """The SQLAlchemy URL as pg_dump and pg_restore read it."""
     return (
         make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -212,12 +212,12 @@ def _libpq(url: str) -> str:
 
 
 def _pg_dump(url: str, target: Path) -> None:
-    _run_pg(["pg_dump", "--format=custom", f"--file={target}", _libpq(url)])
+    _run_pg(["pg_dump", "--format=custom", f"--file={target}", libpq_url(url)])
 
 
 def _pg_restore(url: str, source: Path) -> None:
     command = ["pg_restore", "--clean", "--if-exists", "--no-owner"]
-    _run_pg([*command, f"--dbname={_libpq(url)}", str(source)])
+    _run_pg([*command, f"--dbname={libpq_url(url)}", str(source)])
 
 
 def _run_pg(command: list[str]) -> None:
