@@ -4,8 +4,9 @@ re-announcements, PDR retries, automatic closure and digests, without sleeping."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -221,3 +222,16 @@ def test_stats_give_sla_and_median_times(desk: Desk) -> None:
     assert figures["callback"]["medium"] == {"met": 1, "missed": 0, "pending": 0}
     assert figures["rating"] == {"count": 1, "mean": 4.0}
     assert figures["backlog"]["closed"] == 1
+
+
+def test_the_daily_purge_is_due_at_a_quarter_past_three_in_the_calendars_zone() -> None:
+    ticker = SlaTicker(lambda now: 0, lambda: MON, "Europe/Paris", seconds=3600)
+    ticker.add_daily("purge", lambda: None, "03:15")
+    ticker.start()
+    try:
+        job = ticker.scheduler.get_job("purge")
+        due = job.next_run_time.astimezone(ZoneInfo("Europe/Paris"))
+    finally:
+        ticker.stop()
+    assert (due.hour, due.minute) == (3, 15)
+    assert timedelta(0) < due - datetime.now(UTC) <= timedelta(days=1)
