@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from maild.adapters.outgoing.outbox import Due
 from maild.app.ports import OPEN_STATES, NewEvent, TicketFilter
+from maild.core.erasure import headers_name
 from maild.core.retention import BlobName, Dropped
 from maild.domain import (
     Attachment,
@@ -791,11 +792,25 @@ class MemoryStore:
                 for i, es in t.events.items()
                 if any(e.event.actor == address for e in es)
             }
+            found |= {
+                m.ticket_id
+                for m in self._naming_in_headers(address)
+                if m.ticket_id is not None
+            }
             return sorted(found)
 
     def mails_from(self, address: str) -> list[int]:
         with self._lock:
-            return sorted(m.id for m in self._t.mails.values() if m.sender == address)
+            sent = {m.id for m in self._t.mails.values() if m.sender == address}
+            cc = {m.id for m in self._naming_in_headers(address) if m.ticket_id is None}
+            return sorted(sent | cc)
+
+    def _naming_in_headers(self, address: str) -> list[KeptMail]:
+        return [
+            m
+            for m in self._t.mails.values()
+            if m.is_kept and headers_name(m.raw, address)
+        ]
 
     def purged_at(self, ticket_id: int) -> datetime | None:
         with self._lock:

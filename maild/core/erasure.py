@@ -17,6 +17,8 @@ from dataclasses import dataclass
 _SEPARATORS = r"[\s.\-/()]*"  # what people write between the digits of a phone
 _MIN_NAME = 3  # shorter names ("Jo") would erase every word that contains them
 _MIN_PHONE_DIGITS = 6
+# What may stand right before or after an address in a header: not part of it.
+_ADDRESS_CHAR = rb"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +62,18 @@ def rewriter(
         return text
 
     return rewrite
+
+
+def headers_name(raw: bytes, address: str) -> bool:
+    """Whether the header block of a raw mail (its start is enough) names the
+    address: in From, To, Cc, Reply-To or any other header, any case, whole
+    (not inside a longer address). The body is not looked at."""
+    end = min(
+        (i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0),
+        default=len(raw),
+    )
+    wanted = re.escape(address.strip().lower().encode())
+    pattern = (
+        rb"(?<!" + _ADDRESS_CHAR + rb")" + wanted + rb"(?!" + _ADDRESS_CHAR + rb")"
+    )
+    return re.search(pattern, raw[:end].lower()) is not None

@@ -212,3 +212,34 @@ def grep_dump(url: str, needles: list[bytes]) -> list[str]:
         capture_output=True, check=True,
     ).stdout.lower()  # fmt: skip
     return [repr(n) for n in needles if n.lower() in dump]
+
+
+OUTSIDER = "ext@partner.org"  # outside the accepted domains: never a watcher
+
+
+def test_an_outsider_only_in_cc_is_found_exported_and_erased(
+    desk: Desk, tmp_path: Path
+) -> None:
+    desk.handle(mail(f"Jean <{JEAN}>", "VPN for our partner", "Please give access.",
+                     cc=f"Ext Partner <{OUTSIDER}>"))  # fmt: skip
+    cc_ticket = str(desk.tickets()[-1]["number"])
+    desk.handle(mail(f"Paul <{PAUL}>", "Invoice", f"{OTHERS} attached"))
+    assert desk.ticket(cc_ticket)["watchers"] == []
+    out = tmp_path / "ext.zip"
+
+    person.export(desk.settings, OUTSIDER, out, datetime.now(UTC))
+
+    with zipfile.ZipFile(out) as archive:
+        index = json.loads(archive.read("index.json"))
+        files = b"".join(archive.read(name) for name in archive.namelist())
+    assert [t["number"] for t in index["tickets"]] == [cc_ticket]
+    assert OUTSIDER.encode() in files  # the mail that named them
+    assert OTHERS.encode() not in files
+    desk.close()
+    out.unlink()
+    assert grep(tmp_path, [OUTSIDER.encode()]) != []
+
+    done = person.anonymise(desk.settings, OUTSIDER, "dpo", datetime.now(UTC))
+
+    assert done.tickets == 1
+    assert grep(tmp_path, [OUTSIDER.encode()]) == []

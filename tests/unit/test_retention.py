@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from maild.core.erasure import pseudonym, rewriter
+from maild.core.erasure import headers_name, pseudonym, rewriter
 from maild.core.retention import (
     BlobName,
     Policy,
@@ -113,3 +113,30 @@ def test_a_blob_is_freed_when_only_rows_due_name_it() -> None:
     due = freed_blobs(shas, names, frozenset({1, 2}), frozenset({20, 21}))
     assert due == {"opening", "shared", "spam", "copy"}
     assert freed_blobs(shas, names, frozenset({1}), frozenset()) == {"opening"}
+
+
+HEADERS = (
+    b"From: Jean <jean@example.com>\r\nTo: helpdesk@example.com\r\n"
+    b'Cc: "Ext" <Ext@Partner.org>,\r\n other@partner.org\r\nSubject: VPN\r\n'
+    b"\r\nPlease write to later@partner.org.\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("address", "named"),
+    [
+        ("ext@partner.org", True),  # any case, in angle brackets
+        ("other@partner.org", True),  # on a folded line
+        ("jean@example.com", True),
+        ("xt@partner.org", False),  # inside a longer address
+        ("ext@partner.or", False),
+        ("later@partner.org", False),  # in the body only
+    ],
+)
+def test_a_mails_headers_name_an_address_whole(address: str, named: bool) -> None:
+    assert headers_name(HEADERS, address) is named
+    assert headers_name(HEADERS.replace(b"\r\n", b"\n"), address) is named
+
+
+def test_a_mail_cut_before_its_body_is_all_headers() -> None:
+    assert headers_name(b"From: a@b.org\r\nCc: c@d.org", "c@d.org")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maild.adapters.database import retention
+from maild.adapters.database.blobs import BlobStore
 from maild.adapters.database.models import (
     AutoAnswerRow,
     EventRow,
@@ -22,6 +23,7 @@ from maild.adapters.database.models import (
     TicketRow,
     WatcherRow,
 )
+from maild.core.erasure import headers_name
 from maild.core.retention import Dropped
 
 Rewrite = Callable[[str], str]
@@ -32,6 +34,8 @@ _TICKET_TEXTS = (
 )  # fmt: skip
 _EVENT_TEXTS = ("actor", "text", "message_id")
 _MAIL_TEXTS = ("sender", "subject", "message_id", "reason")
+_HEAD_BYTES = 256 * 1024  # a header block longer than this is refused at intake
+_FIRST_READ = 16 * 1024
 
 
 def _rewrite_row(row: object, columns: tuple[str, ...], rewrite: Rewrite) -> None:
@@ -62,6 +66,34 @@ def tickets_naming(session: Session, address: str) -> list[int]:
         )
     )
     return sorted(found)
+
+
+def mails_naming(
+    session: Session, blobs: BlobStore, address: str
+) -> list[tuple[int, int | None]]:
+    """The kept mails whose headers name an address, with their ticket (if any).
+
+    Finds the person who was only in To or Cc (an outsider is no watcher):
+    a rare request, so every kept mail's header block is read from its file
+    (retention bounds how many there are).
+    """
+    found = []
+    rows = session.execute(
+        select(MailRow.id, MailRow.ticket_id, MailRow.blob_sha256)
+        .where(MailRow.blob_sha256 != "")
+        .order_by(MailRow.id)
+    )
+    for mail_id, ticket_id, sha in rows:
+        try:
+            with blobs.path_for(sha).open("rb") as kept:
+                head = kept.read(_FIRST_READ)  # most header blocks end in it
+                if b"\n\n" not in head and b"\n\r\n" not in head:
+                    head += kept.read(_HEAD_BYTES - len(head))
+        except (OSError, ValueError):
+            continue  # its bytes are gone: nothing of it to find
+        if headers_name(head, address):
+            found.append((mail_id, ticket_id))
+    return found
 
 
 def mails_from(session: Session, address: str) -> list[int]:

@@ -32,7 +32,11 @@ def export_person(store: Store, address: str, out: Path, now: datetime) -> Json:
     """Write everything naming address to the zip out; return its index."""
     address = address.strip().lower()
     with store.reading() as session:
-        ticket_ids = erasure.tickets_naming(session, address)
+        named_in_headers = erasure.mails_naming(session, store.blobs, address)
+        ticket_ids = sorted(
+            {*erasure.tickets_naming(session, address)}
+            | {t for _, t in named_in_headers if t is not None}
+        )
         numbers = list(
             session.scalars(
                 select(TicketRow.number)
@@ -41,6 +45,7 @@ def export_person(store: Store, address: str, out: Path, now: datetime) -> Json:
             )
         )
         mail_ids = set(erasure.mails_from(session, address))
+        mail_ids |= {m for m, _ in named_in_headers}
         if ticket_ids:
             mail_ids |= set(
                 session.scalars(

@@ -594,13 +594,25 @@ class Store:
     # A person's data (app/anonymise.py)
 
     def tickets_naming(self, address: str) -> list[int]:
-        """Tickets where an address is a party, owner, watcher or event author."""
+        """Tickets where an address is a party, owner, watcher or event author,
+        or is named in the headers of one of their kept mails (To, Cc)."""
         with self.reading() as session:
-            return erasure.tickets_naming(session, address)
+            found = set(erasure.tickets_naming(session, address))
+            for _, ticket_id in erasure.mails_naming(session, self.blobs, address):
+                if ticket_id is not None:
+                    found.add(ticket_id)
+            return sorted(found)
 
     def mails_from(self, address: str) -> list[int]:
+        """Mails an address sent, and those of no ticket whose headers name it."""
         with self.reading() as session:
-            return erasure.mails_from(session, address)
+            found = set(erasure.mails_from(session, address))
+            for mail_id, ticket_id in erasure.mails_naming(
+                session, self.blobs, address
+            ):
+                if ticket_id is None:
+                    found.add(mail_id)
+            return sorted(found)
 
     # What classification and the SLA tick look up
 
