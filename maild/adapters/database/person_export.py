@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from maild.adapters.database import erasure
 from maild.adapters.database.mail_report import show_mail
 from maild.adapters.database.models import MailRow, TicketRow
 from maild.adapters.database.report import iso, show_ticket
@@ -31,12 +30,9 @@ Json = dict[str, Any]
 def export_person(store: Store, address: str, out: Path, now: datetime) -> Json:
     """Write everything naming address to the zip out; return its index."""
     address = address.strip().lower()
+    ticket_ids = store.tickets_naming(address)  # as the erasure finds them
+    mail_ids = set(store.mails_from(address))
     with store.reading() as session:
-        named_in_headers = erasure.mails_naming(session, store.blobs, address)
-        ticket_ids = sorted(
-            {*erasure.tickets_naming(session, address)}
-            | {t for _, t in named_in_headers if t is not None}
-        )
         numbers = list(
             session.scalars(
                 select(TicketRow.number)
@@ -44,8 +40,6 @@ def export_person(store: Store, address: str, out: Path, now: datetime) -> Json:
                 .order_by(TicketRow.id)
             )
         )
-        mail_ids = set(erasure.mails_from(session, address))
-        mail_ids |= {m for m, _ in named_in_headers}
         if ticket_ids:
             mail_ids |= set(
                 session.scalars(
