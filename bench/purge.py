@@ -43,7 +43,7 @@ from maild.adapters.database.store import open_store
 from maild.app.purge import Purge
 from maild.config import load_settings
 from maild.core.numbering import ticket_day
-from maild.runtime.retention import policy_of, yielding_pause
+from maild.runtime.retention import yielding_pause
 
 LATENCY_GOAL_P95_MS = 2000
 BLOB_BYTES = 1024
@@ -150,7 +150,7 @@ def run(tickets: int, rate: float, baseline_seconds: float, seed: int,
         def purge() -> None:
             started = time.monotonic()
             purged = Purge(
-                policy_of(settings.retention), store, between_batches=yielding_pause()
+                settings.retention.policy, store, between_batches=yielding_pause()
             ).run(datetime.now(UTC))
             outcome.update(
                 seconds=round(time.monotonic() - started, 1),

@@ -29,6 +29,7 @@ from maild.core.oauth2 import (
     choose_grant,
     endpoint,
 )
+from maild.core.retention import Policy
 from maild.core.sla import BusinessCalendar
 from maild.domain import SlaPolicy, Urgency
 from maild.errors import ConfigError
@@ -146,6 +147,11 @@ class Retention:
     rate_days_after_close: int = 30  # RATE still accepted this long after closure
     mail_days_after_close: int = 365  # raw mails and attachments of closed tickets
     quarantine_days: int = 30  # quarantined and ignored mails
+
+    @property
+    def policy(self) -> Policy:
+        """What the purge needs of it (core/retention.py)."""
+        return Policy(self.mail_days_after_close, self.quarantine_days)
 
 
 class LogLevel(StrEnum):

@@ -297,6 +297,10 @@ class MemorySession:
             t.put(t.to_sweep, sha, None)
         return Dropped(len(mails), len(attached), shas, tuple(sorted(sent)))
 
+    def mail_fate(self, mail_id: int) -> tuple[MailState, datetime | None] | None:
+        kept = self._t.mails.get(mail_id)
+        return None if kept is None else (kept.state, kept.handled_at)
+
     def drop_mail_bytes(self, mail_id: int) -> Dropped:
         kept = self._t.mails.get(mail_id)
         if kept is None or not kept.is_kept:
@@ -305,9 +309,7 @@ class MemorySession:
         self._t.put(self._t.to_sweep, _sha(kept.raw), None)
         return Dropped(mails=1, blobs=frozenset({_sha(kept.raw)}))
 
-    def rewrite_ticket(
-        self, ticket_id: int, rewrite: Callable[[str], str]
-    ) -> tuple[Dropped, tuple[str, ...]]:
+    def rewrite_ticket(self, ticket_id: int, rewrite: Callable[[str], str]) -> Dropped:
         t = self._t
         dropped = self._drop_ticket_bytes(ticket_id)
         t.put(t.tickets, ticket_id, _rewritten(self._ticket(ticket_id), rewrite))
@@ -322,7 +324,6 @@ class MemorySession:
         t.put(t.events, ticket_id, events)
         for kept in [m for m in t.mails.values() if m.ticket_id == ticket_id]:
             t.put(t.mails, kept.id, _mail_rewritten(kept, rewrite))
-        sent: list[str] = []
         for queued in [q for q in t.outbox.values() if q.ticket_id == ticket_id]:
             to = tuple(rewrite(a) for a in queued.mail.to)
             if queued.state is OutboxState.PENDING and to != queued.mail.to:
@@ -332,10 +333,8 @@ class MemorySession:
                 continue
             mail = replace(queued.mail, to=to, subject=rewrite(queued.mail.subject))
             t.put(t.outbox, queued.id, replace(queued, mail=mail))
-            if queued.state is not OutboxState.PENDING:
-                sent.append(queued.mail.message_id)
         self._rewrite_answers(lambda a: a.ticket_id == ticket_id, rewrite)
-        return dropped, tuple(sent)
+        return dropped
 
     def rewrite_mail(self, mail_id: int, rewrite: Callable[[str], str]) -> Dropped:
         dropped = self.drop_mail_bytes(mail_id)

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from maild.app.ports import MAILD, DeskSession, NewEvent, PersonStore
-from maild.app.purge import Purge
+from maild.app.purge import sweep
 from maild.core.erasure import Pseudonym, pseudonym, rewriter
-from maild.core.retention import Policy
 from maild.domain import EventKind
 
 log = logging.getLogger(__name__)
@@ -54,19 +53,19 @@ class Anonymise:
         sent: list[str] = []
         for ticket_id in ticket_ids:
             with self.store.transaction() as tx:
-                dropped, ids = tx.rewrite_ticket(ticket_id, rewrite)
+                dropped = tx.rewrite_ticket(ticket_id, rewrite)
                 tx.add_event(ticket_id, _recorded(alias, by or MAILD, now))
             mails, attachments = (
                 mails + dropped.mails,
                 attachments + dropped.attachments,
             )
-            sent += ids
+            sent += dropped.sent
         for mail_id in self.store.mails_from(address):
             with self.store.transaction() as tx:
                 mails += tx.rewrite_mail(mail_id, rewrite).mails
         with self.store.transaction() as tx:
             tx.rewrite_answers(address, alias.address)
-        blobs = Purge(Policy(), self.store).sweep()
+        blobs = sweep(self.store)
         log.info(
             "person anonymised as %s: %s ticket(s) by=%s",
             alias.address,

@@ -113,15 +113,17 @@ class DeskSession(Protocol):
     def drop_ticket_mails(self, ticket_id: int, now: datetime) -> Dropped:
         """Drop a ticket's raw mails and attachments; mark it purged at now."""
 
+    def mail_fate(self, mail_id: int) -> tuple[MailState, datetime | None] | None:
+        """What became of a mail and when it was handled, the row locked until
+        the transaction ends (None: no such mail)."""
+
     def drop_mail_bytes(self, mail_id: int) -> Dropped:
         """Drop one mail's raw bytes; its record (what became of it) stays."""
 
-    def rewrite_ticket(
-        self, ticket_id: int, rewrite: Callable[[str], str]
-    ) -> tuple[Dropped, tuple[str, ...]]:
+    def rewrite_ticket(self, ticket_id: int, rewrite: Callable[[str], str]) -> Dropped:
         """Rewrite every text of a ticket (its events, watchers, mail records,
         sent mail records), drop its raw mails, attachments and the bytes of
-        what was sent; return what was dropped and the sent Message-IDs."""
+        what was sent; return what was dropped, the sent Message-IDs too."""
 
     def rewrite_mail(self, mail_id: int, rewrite: Callable[[str], str]) -> Dropped:
         """Rewrite a mail's record and drop its bytes."""

@@ -32,6 +32,7 @@ from maild.core.retention import (
     Purged,
     cutoffs,
     freed_blobs,
+    is_mail_due,
     is_ticket_due,
     purge_note,
 )
@@ -70,7 +71,7 @@ class Purge:
             names = self.store.blob_names(shas)
             freed = freed_blobs(shas, names, due_tickets, due_mails)
             return Purged(total.mails, total.attachments, len(freed))
-        total += Purged(blobs=self.sweep())
+        total += Purged(blobs=sweep(self.store, self.between_batches))
         if total != Purged():
             log.info(
                 "purge: %s raw mail(s), %s attachment(s), %s blob(s) removed",
@@ -79,16 +80,6 @@ class Purge:
                 total.blobs,
             )
         return total
-
-    def sweep(self) -> int:
-        """Remove the blob files nothing names any more; return how many."""
-        removed = 0
-        while True:
-            looked, gone = self.store.sweep_blobs(SWEEP_BATCH)
-            removed += gone
-            if looked < SWEEP_BATCH:
-                return removed
-            self.between_batches()
 
     def _tickets(
         self, cut: Cutoffs, now: datetime, *, dry_run: bool
@@ -141,6 +132,9 @@ class Purge:
         ):
             with self._transaction(dry_run) as tx:
                 for mail_id in ids:
+                    fate = tx.mail_fate(mail_id)
+                    if fate is None or not is_mail_due(*fate, self.policy, now):
+                        continue  # retried from the quarantine meanwhile
                     dropped = tx.drop_mail_bytes(mail_id)
                     total += Purged(mails=dropped.mails)
                     shas |= dropped.blobs
@@ -152,3 +146,16 @@ class Purge:
 
     def _transaction(self, dry_run: bool) -> AbstractContextManager[DeskSession]:
         return self.store.rehearsal() if dry_run else self.store.transaction()
+
+
+def sweep(
+    store: RetentionStore, between_batches: Callable[[], None] = lambda: None
+) -> int:
+    """Remove the blob files nothing names any more; return how many."""
+    removed = 0
+    while True:
+        looked, gone = store.sweep_blobs(SWEEP_BATCH)
+        removed += gone
+        if looked < SWEEP_BATCH:
+            return removed
+        between_batches()

@@ -98,7 +98,6 @@ def choose_grant(
 # How long a client assertion (RFC 7523) signed with the certificate's key is
 # valid: it is made for one token request, sent at once.
 ASSERTION_LIFETIME: Final = timedelta(minutes=5)
-ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def certificate_thumbprints(der: bytes) -> dict[str, str]:

@@ -20,10 +20,10 @@ SHORT_LIVED = frozenset({MailState.QUARANTINED, MailState.IGNORED})
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """[retention] as the core needs it (config.Retention gives it)."""
+    """[retention] as the core needs it (config.Retention.policy)."""
 
-    mail_days_after_close: int = 365
-    quarantine_days: int = 30
+    mail_days_after_close: int
+    quarantine_days: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,21 +16,13 @@ from datetime import datetime
 from maild.adapters.database.store import Store
 from maild.adapters.outgoing.relay import EmlDirectory
 from maild.app.purge import Purge
-from maild.config import Retention, Settings
-from maild.core.retention import Policy, Purged
+from maild.config import Settings
+from maild.core.retention import Purged
 from maild.errors import TransientError
 
 log = logging.getLogger(__name__)
 
 MAX_PAUSE_SECONDS = 0.5
-
-
-def policy_of(retention: Retention) -> Policy:
-    """The core's view of [retention]."""
-    return Policy(
-        mail_days_after_close=retention.mail_days_after_close,
-        quarantine_days=retention.quarantine_days,
-    )
 
 
 def yielding_pause() -> Callable[[], None]:
@@ -57,7 +49,7 @@ def purge(
 ) -> Purged:
     """Run the purge at now (`maild purge`), yielding to a running daemon."""
     return Purge(
-        policy_of(settings.retention),
+        settings.retention.policy,
         store,
         between_batches=yielding_pause(),
         forget_sent=kept_copies(settings).forget,
@@ -71,12 +63,7 @@ def daily_purge(
 
     def run() -> None:
         try:
-            Purge(
-                policy_of(settings.retention),
-                store,
-                between_batches=yielding_pause(),
-                forget_sent=kept_copies(settings).forget,
-            ).run(clock())
+            purge(settings, store, clock())
         except TransientError as exc:
             log.warning("purge: %s; will try again tomorrow", exc)
 

@@ -21,7 +21,7 @@ from maild.adapters.database.models import AttachmentRow, BlobSweepRow, MailRow
 from maild.adapters.database.report import stats
 from maild.app.purge import Purge
 from maild.core.retention import Purged
-from maild.runtime.retention import policy_of, purge
+from maild.runtime.retention import purge
 from tests.support.desk import MARIE, PARIS, Desk
 
 ALICE = "alice@example.com"
@@ -176,7 +176,7 @@ def test_a_dry_run_in_batches_counts_a_blob_shared_across_them(desk: Desk) -> No
         desk.mail(MARIE, f"Re: [HD {number}]", "CANCEL")
     live_with_shared(desk)  # and a live ticket: its file stays
     desk.clock.now += YEAR_LATER
-    purge_in_batches = Purge(policy_of(desk.settings.retention), desk.store, batch=1)
+    purge_in_batches = Purge(desk.settings.retention.policy, desk.store, batch=1)
 
     counted = purge_in_batches.run(desk.clock.now, dry_run=True)
     done = purge_in_batches.run(desk.clock.now)
@@ -202,6 +202,31 @@ def test_quarantined_mail_loses_its_bytes_and_keeps_its_record(desk: Desk) -> No
     assert (kept.id, kept.state, kept.reason) == (mail.id, mail.state, mail.reason)
     assert not blob_file(desk, mail.blob_sha256).exists()
     assert stats(desk.store)["quarantine"] == quarantine
+
+
+def test_a_mail_retried_from_the_quarantine_while_the_purge_runs_keeps_its_bytes(
+    desk: Desk,
+) -> None:
+    desk.mail("spam@evil.example.org", "Win big", "click here")
+    mail = desk.mails()[-1]
+    desk.clock.now += timedelta(days=31)
+    store = desk.store
+    listed = store.mails_due_for_purge
+
+    def listed_then_retried(before: datetime, after: int, limit: int) -> list[int]:
+        due = listed(before, after, limit)
+        if mail.id in due:  # the operator's `maild quarantine retry`, meanwhile
+            store.reopen_quarantined(mail.id)
+        return due
+
+    store.mails_due_for_purge = listed_then_retried  # type: ignore[method-assign]
+    try:
+        done = Purge(desk.settings.retention.policy, store).run(desk.clock.now)
+    finally:
+        del store.mails_due_for_purge
+    assert done == Purged()
+    assert blob_file(desk, mail.blob_sha256).is_file()
+    assert desk.mails()[-1].blob_sha256 == mail.blob_sha256
 
 
 class Interrupted(Exception):
@@ -254,7 +279,7 @@ def test_a_purge_cut_between_batches_ends_as_an_uninterrupted_one(
         try:
             many_closed(desk, 5)
             desk.clock.now += YEAR_LATER
-            policy = policy_of(desk.settings.retention)
+            policy = desk.settings.retention.policy
             if cut:
                 with pytest.raises(Interrupted):
                     Purge(policy, desk.store, batch=1, between_batches=crash(3)).run(
@@ -274,14 +299,17 @@ def test_files_left_by_a_crash_before_the_sweep_go_at_the_next_run(
 ) -> None:
     closed_with_files(desk)
     desk.clock.now += YEAR_LATER
-    policy = policy_of(desk.settings.retention)
+    policy = desk.settings.retention.policy
 
-    class NoSweep(Purge):
-        def sweep(self) -> int:
-            raise Interrupted  # killed after the batches committed
+    def killed(limit: int) -> tuple[int, int]:
+        raise Interrupted  # killed after the batches committed, before the sweep
 
-    with pytest.raises(Interrupted):
-        NoSweep(policy, desk.store).run(desk.clock.now)
+    desk.store.sweep_blobs = killed  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Interrupted):
+            Purge(policy, desk.store).run(desk.clock.now)
+    finally:
+        del desk.store.sweep_blobs
     secret = blob_file(desk, hashlib.sha256(SECRET).hexdigest())
     assert secret.is_file()  # an orphan, noted in blob_sweep
 

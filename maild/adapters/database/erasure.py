@@ -106,11 +106,9 @@ def mails_from(session: Session, address: str) -> list[int]:
     )
 
 
-def rewrite_ticket(
-    session: Session, ticket_id: int, rewrite: Rewrite
-) -> tuple[Dropped, tuple[str, ...]]:
+def rewrite_ticket(session: Session, ticket_id: int, rewrite: Rewrite) -> Dropped:
     """Rewrite every text of a ticket, drop its raw mails, attachments and the
-    bytes of what was sent; return what was dropped and the Message-IDs sent."""
+    bytes of what was sent; return what was dropped (the sent Message-IDs too)."""
     dropped = retention.drop_ticket_bytes(session, ticket_id, None)
     ticket = session.get(TicketRow, ticket_id)
     if ticket is None:
@@ -130,7 +128,6 @@ def rewrite_ticket(
         _rewrite_row(event, _EVENT_TEXTS, rewrite)
     for mail in session.scalars(select(MailRow).where(MailRow.ticket_id == ticket_id)):
         _rewrite_row(mail, _MAIL_TEXTS, rewrite)
-    sent: list[str] = []
     for queued in session.scalars(
         select(OutboxRow).where(OutboxRow.ticket_id == ticket_id)
     ):
@@ -141,15 +138,12 @@ def rewrite_ticket(
             session.delete(queued)  # never sent to someone erased
             continue
         _rewrite_row(queued, ("recipients", "subject", "last_error"), rewrite)
-        if queued.state != "pending":
-            queued.data = b""
-            sent.append(queued.message_id)
     for answer in session.scalars(
         select(AutoAnswerRow).where(AutoAnswerRow.ticket_id == ticket_id)
     ):
         answer.address = rewrite(answer.address)
     session.flush()
-    return dropped, tuple(sent)
+    return dropped
 
 
 def rewrite_mail(session: Session, mail_id: int, rewrite: Rewrite) -> Dropped:

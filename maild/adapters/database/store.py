@@ -232,14 +232,17 @@ class Tx:
         """Drop a ticket's raw mails and attachments and mark it purged."""
         return retention.drop_ticket_bytes(self.session, ticket_id, now)
 
+    def mail_fate(self, mail_id: int) -> tuple[MailState, datetime | None] | None:
+        """A mail's state and handling time, its row locked (FOR UPDATE)."""
+        row = self.session.get(MailRow, mail_id, with_for_update=True)
+        return None if row is None else (MailState(row.state), row.handled_at)
+
     def drop_mail_bytes(self, mail_id: int) -> Dropped:
         """Drop the raw bytes of one mail (its record stays)."""
         shas = retention.drop_mail_bytes(self.session, mail_id)
         return Dropped(mails=len(shas), blobs=shas)
 
-    def rewrite_ticket(
-        self, ticket_id: int, rewrite: Callable[[str], str]
-    ) -> tuple[Dropped, tuple[str, ...]]:
+    def rewrite_ticket(self, ticket_id: int, rewrite: Callable[[str], str]) -> Dropped:
         """Rewrite every text of a ticket; drop its raw mails and attachments."""
         return erasure.rewrite_ticket(self.session, ticket_id, rewrite)
 
