@@ -25,7 +25,7 @@ from functools import partial
 from typing import TypeVar
 
 from maild.adapters.outgoing.outbox import Due
-from maild.app.ports import OPEN_STATES, NewEvent, TicketFilter
+from maild.app.ports import OPEN_STATES, Named, NewEvent, TicketFilter
 from maild.core.erasure import headers_name
 from maild.core.retention import BlobName, Dropped
 from maild.domain import (
@@ -773,43 +773,34 @@ class MemoryStore:
                 t.append(t.swept, sha)
             return len(shas), len(gone)
 
-    def tickets_naming(self, address: str) -> list[int]:
+    def naming(self, address: str) -> Named:
         with self._lock:
-            t = self._t
-            found = {
-                i
-                for i, k in t.tickets.items()
-                if address in (k.requester.address, k.beneficiary.address, k.owner)
-            }
-            found |= {
-                i
-                for i, ws in t.watchers.items()
-                if any(w.address == address for w in ws)
-            }
-            found |= {
-                i
-                for i, es in t.events.items()
-                if any(e.event.actor == address for e in es)
-            }
-            found |= {
-                m.ticket_id
-                for m in self._naming_in_headers(address)
-                if m.ticket_id is not None
-            }
-            return sorted(found)
+            in_headers = [
+                m
+                for m in self._t.mails.values()
+                if m.is_kept and headers_name(m.raw, address)
+            ]
+            sent = [m for m in self._t.mails.values() if m.sender == address]
+            tickets = set(self._tickets_naming(address))
+            tickets |= {m.ticket_id for m in in_headers if m.ticket_id is not None}
+            mails = {m.id for m in [*sent, *in_headers] if m.ticket_id not in tickets}
+            return Named(tuple(sorted(tickets)), tuple(sorted(mails)))
 
-    def mails_from(self, address: str) -> list[int]:
-        with self._lock:
-            sent = {m.id for m in self._t.mails.values() if m.sender == address}
-            cc = {m.id for m in self._naming_in_headers(address) if m.ticket_id is None}
-            return sorted(sent | cc)
-
-    def _naming_in_headers(self, address: str) -> list[KeptMail]:
-        return [
-            m
-            for m in self._t.mails.values()
-            if m.is_kept and headers_name(m.raw, address)
-        ]
+    def _tickets_naming(self, address: str) -> list[int]:
+        """Called with the lock held (naming)."""
+        t = self._t
+        found = {
+            i
+            for i, k in t.tickets.items()
+            if address in (k.requester.address, k.beneficiary.address, k.owner)
+        }
+        found |= {
+            i for i, ws in t.watchers.items() if any(w.address == address for w in ws)
+        }
+        found |= {
+            i for i, es in t.events.items() if any(e.event.actor == address for e in es)
+        }
+        return sorted(found)
 
     def purged_at(self, ticket_id: int) -> datetime | None:
         with self._lock:

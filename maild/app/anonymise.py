@@ -46,7 +46,8 @@ class Anonymise:
     def run(self, address: str, by: str, now: datetime) -> Erased:
         """Erase an address (lower-cased addr-spec) at the request of `by`."""
         alias = pseudonym(address, self.secret)
-        ticket_ids = self.store.tickets_naming(address)
+        named = self.store.naming(address)
+        ticket_ids = list(named.tickets)
         names, phones = self._identity(address, ticket_ids)
         rewrite = rewriter(address, names, phones, alias)
         mails = attachments = 0
@@ -60,7 +61,7 @@ class Anonymise:
                 attachments + dropped.attachments,
             )
             sent += dropped.sent
-        for mail_id in self.store.mails_from(address):
+        for mail_id in named.mails:
             with self.store.transaction() as tx:
                 mails += tx.rewrite_mail(mail_id, rewrite).mails
         with self.store.transaction() as tx:

@@ -229,14 +229,21 @@ class RetentionStore(DeskStore, Protocol):
         names; return (looked at, removed)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Named:
+    """Where an address is: the tickets that name it (a party, owner, watcher,
+    event author, or in the To or Cc of one of their kept mails) and the mails
+    that name it on none of those tickets (sent by it, or to it in copy)."""
+
+    tickets: tuple[int, ...]
+    mails: tuple[int, ...]
+
+
 class PersonStore(RetentionStore, Protocol):
     """What an erasure looks up before its transactions."""
 
-    def tickets_naming(self, address: str) -> list[int]:
-        """Tickets where an address is a party, owner, watcher or event author."""
-
-    def mails_from(self, address: str) -> list[int]:
-        """The mails an address sent, on a ticket or none."""
+    def naming(self, address: str) -> Named:
+        """Where an address is, looked up once (headers of kept mails included)."""
 
 
 class MailHandler(Protocol):

@@ -89,7 +89,7 @@ def test_an_erasure_rewrites_every_ticket_naming_the_address(
 ) -> None:
     _, recent, _, _ = scene(desk)
     erase = Anonymise(store_of(desk), b"secret")
-    assert store_of(desk).tickets_naming(PAUL.address) == [recent]
+    assert store_of(desk).naming(PAUL.address).tickets == (recent,)
 
     done = erase.run(PAUL.address, "dpo", LATER)
 
@@ -99,6 +99,6 @@ def test_an_erasure_rewrites_every_ticket_naming_the_address(
         ticket = tx.ticket_by_id(recent)
         assert ticket is not None
         assert ticket.requester == MARIE
-    assert store_of(desk).tickets_naming(PAUL.address) == []
+    assert store_of(desk).naming(PAUL.address).tickets == ()
     assert erase.run(PAUL.address, "dpo", LATER).tickets == 0
-    assert len(store_of(desk).tickets_naming(MARIE.address)) == 3
+    assert len(store_of(desk).naming(MARIE.address).tickets) == 3

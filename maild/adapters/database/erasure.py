@@ -96,14 +96,13 @@ def mails_naming(
     return found
 
 
-def mails_from(session: Session, address: str) -> list[int]:
-    """The mails an address sent, whichever ticket (or none) they came to."""
+def mails_from(session: Session, address: str) -> list[tuple[int, int | None]]:
+    """The mails an address sent, with the ticket (if any) they came to."""
     a = address.strip().lower()
-    return list(
-        session.scalars(
-            select(MailRow.id).where(MailRow.sender == a).order_by(MailRow.id)
-        )
+    rows = session.execute(
+        select(MailRow.id, MailRow.ticket_id).where(MailRow.sender == a)
     )
+    return [(mail_id, ticket_id) for mail_id, ticket_id in rows]
 
 
 def rewrite_ticket(session: Session, ticket_id: int, rewrite: Rewrite) -> Dropped:

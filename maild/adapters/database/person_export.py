@@ -30,8 +30,8 @@ Json = dict[str, Any]
 def export_person(store: Store, address: str, out: Path, now: datetime) -> Json:
     """Write everything naming address to the zip out; return its index."""
     address = address.strip().lower()
-    ticket_ids = store.tickets_naming(address)  # as the erasure finds them
-    mail_ids = set(store.mails_from(address))
+    named = store.naming(address)  # as the erasure finds them
+    ticket_ids, mail_ids = list(named.tickets), set(named.mails)
     with store.reading() as session:
         numbers = list(
             session.scalars(
@@ -84,9 +84,11 @@ def export_person(store: Store, address: str, out: Path, now: datetime) -> Json:
 def _add_blob(
     store: Store, archive: zipfile.ZipFile, name: str, sha256: str
 ) -> str | None:
-    """Add a blob's bytes under name; None when they are no longer kept."""
-    if not sha256 or name in archive.namelist():
-        return name if sha256 and name in archive.namelist() else None
+    """Add a blob's bytes under name (once); None when they are no longer kept."""
+    if not sha256:
+        return None
+    if name in archive.NameToInfo:  # an attachment two tickets share
+        return name
     try:
         data = store.blobs.get(sha256)
     except (OSError, ValueError):

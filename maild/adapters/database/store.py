@@ -47,7 +47,7 @@ from maild.adapters.database.models import (
     WatcherRow,
 )
 from maild.adapters.outgoing.outbox import Due
-from maild.app.ports import OPEN_STATES, NewEvent, TicketFilter
+from maild.app.ports import OPEN_STATES, Named, NewEvent, TicketFilter
 from maild.config import Settings
 from maild.core.retention import BlobName, Dropped
 from maild.domain import (
@@ -596,26 +596,17 @@ class Store:
 
     # A person's data (app/anonymise.py)
 
-    def tickets_naming(self, address: str) -> list[int]:
-        """Tickets where an address is a party, owner, watcher or event author,
-        or is named in the headers of one of their kept mails (To, Cc)."""
+    def naming(self, address: str) -> Named:
+        """Where an address is; every kept mail's header block read once."""
         with self.reading() as session:
-            found = set(erasure.tickets_naming(session, address))
-            for _, ticket_id in erasure.mails_naming(session, self.blobs, address):
-                if ticket_id is not None:
-                    found.add(ticket_id)
-            return sorted(found)
-
-    def mails_from(self, address: str) -> list[int]:
-        """Mails an address sent, and those of no ticket whose headers name it."""
-        with self.reading() as session:
-            found = set(erasure.mails_from(session, address))
-            for mail_id, ticket_id in erasure.mails_naming(
-                session, self.blobs, address
-            ):
-                if ticket_id is None:
-                    found.add(mail_id)
-            return sorted(found)
+            in_headers = erasure.mails_naming(session, self.blobs, address)
+            mails = [*erasure.mails_from(session, address), *in_headers]
+            tickets = set(erasure.tickets_naming(session, address))
+            tickets |= {t for _, t in in_headers if t is not None}
+        return Named(
+            tuple(sorted(tickets)),
+            tuple(sorted({m for m, t in mails if t not in tickets})),
+        )
 
     # What classification and the SLA tick look up
 
