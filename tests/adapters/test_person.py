@@ -14,8 +14,8 @@ import subprocess
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +25,7 @@ from maild.adapters.database.store import open_store
 from maild.core.erasure import pseudonym
 from maild.runtime import person
 from tests.support.desk import Desk
+from tests.support.mails import helpdesk_mail
 
 MARIE = "marie.curie@example.com"
 NAME = "Marie Curie"
@@ -34,23 +35,6 @@ JEAN = "jean@example.com"
 ALICE = "alice@example.com"
 PHOTO = b"MARIES-SCREENSHOT " * 40
 OTHERS = "INVOICE-OF-SOMEONE-ELSE"
-
-
-def mail(sender: str, subject: str, body: str, *, cc: str = "",
-         file: bytes = b"") -> bytes:  # fmt: skip
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = "helpdesk@example.com"
-    if cc:
-        message["Cc"] = cc
-    message["Subject"] = subject
-    message["Message-ID"] = f"<{abs(hash((sender, subject, body)))}@client>"
-    message.set_content(body)
-    if file:
-        message.add_attachment(
-            file, maintype="image", subtype="png", filename="screen.png"
-        )
-    return message.as_bytes()
 
 
 @pytest.fixture
@@ -63,23 +47,34 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
 def marie_everywhere(desk: Desk) -> dict[str, str]:
     """Marie's tickets as requester, beneficiary and watcher, and one of Paul's."""
     numbers = {}
-    desk.handle(mail(f"{NAME} <{MARIE}>", "Screen flickers",
-                     f"Phone: {PHONE}\n\nMy screen flickers, call {PHONE}.",
-                     file=PHOTO))  # fmt: skip
+    desk.handle(helpdesk_mail(
+        f"{NAME} <{MARIE}>", "Screen flickers",
+        f"Phone: {PHONE}\n\nMy screen flickers, call {PHONE}.", ("screen.png", PHOTO),
+    ))  # fmt: skip
     numbers["requester"] = str(desk.tickets()[-1]["number"])
-    desk.handle(mail(f"Paul <{PAUL}>", "Account for Marie",
-                     f"Beneficiary: {NAME} <{MARIE}>\nPhone: {PHONE}\n\n"
-                     f"Please open an account for {NAME}."))  # fmt: skip
+    desk.handle(helpdesk_mail(
+        f"Paul <{PAUL}>", "Account for Marie",
+        f"Beneficiary: {NAME} <{MARIE}>\nPhone: {PHONE}\n\n"
+        f"Please open an account for {NAME}.",
+    ))  # fmt: skip
     numbers["beneficiary"] = str(desk.tickets()[-1]["number"])
-    desk.handle(mail(f"Jean <{JEAN}>", "Meeting room", "The projector is dead.",
-                     cc=f"{NAME} <{MARIE}>"))  # fmt: skip
+    desk.handle(
+        helpdesk_mail(
+            f"Jean <{JEAN}>",
+            "Meeting room",
+            "The projector is dead.",
+            cc=f"{NAME} <{MARIE}>",
+        )
+    )
     numbers["watcher"] = str(desk.tickets()[-1]["number"])
-    desk.handle(mail(f"Paul <{PAUL}>", "Invoice", f"{OTHERS} attached",
-                     file=OTHERS.encode() * 10))  # fmt: skip
+    desk.handle(helpdesk_mail(f"Paul <{PAUL}>", "Invoice", f"{OTHERS} attached",
+                              ("invoice.pdf", OTHERS.encode() * 10)))  # fmt: skip
     numbers["other"] = str(desk.tickets()[-1]["number"])
     number = numbers["requester"]
     desk.mail(ALICE, f"Re: [HD {number}]", "CLAIM")
-    desk.handle(mail(MARIE, f"Re: [HD {number}]", "It got worse, Marie Curie here."))
+    desk.handle(
+        helpdesk_mail(MARIE, f"Re: [HD {number}]", "It got worse, Marie Curie here.")
+    )
     desk.sender.deliver_due()
     return numbers
 
@@ -112,6 +107,15 @@ def test_the_export_holds_everything_naming_her_and_nothing_else(
         assert m["ticket"] in exported
 
 
+def stats_of(desk: Desk) -> dict[str, Any]:
+    """`maild stats` of the desk's database, from a store of its own."""
+    store = open_store(desk.settings, migrate=False)
+    try:
+        return stats(store)
+    finally:
+        store.close()
+
+
 def grep(root: Path, needles: list[bytes]) -> list[str]:
     """Files under root holding a needle, any case (UTF-8 and UTF-16 text)."""
     found = []
@@ -142,11 +146,7 @@ def test_anonymise_leaves_no_trace_and_the_same_statistics(
 
     assert done.tickets == 3
     assert grep(tmp_path, needles) == []
-    store = open_store(desk.settings, migrate=False)
-    try:
-        assert stats(store) == before
-    finally:
-        store.close()
+    assert stats_of(desk) == before  # read afresh from the files
     desk.restart()
     alias = done.pseudonym
     requester = desk.ticket(numbers["requester"])
@@ -192,11 +192,7 @@ def test_on_postgresql_no_row_and_no_kept_file_names_her_after_the_erasure(
     assert done.tickets == 3
     assert grep_dump(fresh_postgres_db, needles) == []  # every row, every table
     assert grep(desk.settings.storage_dir, [*needles, PHOTO[:18]]) == []
-    store = open_store(desk.settings, migrate=False)
-    try:
-        assert stats(store) == before
-    finally:
-        store.close()
+    assert stats_of(desk) == before  # read afresh from the files
     desk.restart()
     try:
         assert desk.ticket(numbers["watcher"])["watchers"] == [done.pseudonym]
@@ -220,10 +216,16 @@ OUTSIDER = "ext@partner.org"  # outside the accepted domains: never a watcher
 def test_an_outsider_only_in_cc_is_found_exported_and_erased(
     desk: Desk, tmp_path: Path
 ) -> None:
-    desk.handle(mail(f"Jean <{JEAN}>", "VPN for our partner", "Please give access.",
-                     cc=f"Ext Partner <{OUTSIDER}>"))  # fmt: skip
+    desk.handle(
+        helpdesk_mail(
+            f"Jean <{JEAN}>",
+            "VPN for our partner",
+            "Please give access.",
+            cc=f"Ext <{OUTSIDER}>",
+        )
+    )
     cc_ticket = str(desk.tickets()[-1]["number"])
-    desk.handle(mail(f"Paul <{PAUL}>", "Invoice", f"{OTHERS} attached"))
+    desk.handle(helpdesk_mail(f"Paul <{PAUL}>", "Invoice", f"{OTHERS} attached"))
     assert desk.ticket(cc_ticket)["watchers"] == []
     out = tmp_path / "ext.zip"
 

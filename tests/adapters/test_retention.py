@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from maild.app.purge import Purge
 from maild.core.retention import Purged
 from maild.runtime.retention import purge
 from tests.support.desk import MARIE, PARIS, Desk
+from tests.support.mails import helpdesk_mail
 
 ALICE = "alice@example.com"
 PAUL = "paul@example.com"
@@ -39,31 +39,14 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
     handle.close()
 
 
-def with_files(
-    sender: str, subject: str, body: str, *files: tuple[str, bytes]
-) -> bytes:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = "helpdesk@example.com"
-    message["Subject"] = subject
-    message["Message-ID"] = f"<{hashlib.sha256(body.encode()).hexdigest()[:20]}@client>"
-    message.set_content(body)
-    for name, data in files:
-        message.add_attachment(
-            data, maintype="application", subtype="octet-stream", filename=name
-        )
-    message.set_boundary("maild-test-boundary")  # the same bytes on every run
-    return message.as_bytes()
-
-
 def blob_file(desk: Desk, sha256: str) -> Path:
     return desk.store.blobs.path_for(sha256)
 
 
-def closed_with_files(desk: Desk) -> str:
+def closed_helpdesk_mail(desk: Desk) -> str:
     """Marie's ticket, with the payslip and the shared guide, accepted (closed)."""
     desk.handle(
-        with_files(MARIE, "Pay slip", "Here it is.", ("pay.pdf", SECRET),
+        helpdesk_mail(MARIE, "Pay slip", "Here it is.", ("pay.pdf", SECRET),
                    ("vpn.pdf", SHARED))
     )  # fmt: skip
     number = str(desk.tickets()[-1]["number"])
@@ -74,7 +57,7 @@ def closed_with_files(desk: Desk) -> str:
 
 
 def live_with_shared(desk: Desk) -> str:
-    desk.handle(with_files(PAUL, "VPN", "Guide attached.", ("vpn.pdf", SHARED)))
+    desk.handle(helpdesk_mail(PAUL, "VPN", "Guide attached.", ("vpn.pdf", SHARED)))
     return str(desk.tickets()[-1]["number"])
 
 
@@ -88,7 +71,7 @@ def files_under(directory: Path) -> set[Path]:
 
 
 def test_an_expired_ticket_keeps_its_facts_and_loses_its_mails(desk: Desk) -> None:
-    number = closed_with_files(desk)
+    number = closed_helpdesk_mail(desk)
     live = live_with_shared(desk)
     desk.sender.deliver_due()
     before = desk.ticket(number)
@@ -150,13 +133,13 @@ def after_id(desk: Desk, number: str) -> int:
 
 
 def test_nothing_is_due_before_the_period(desk: Desk) -> None:
-    closed_with_files(desk)
+    closed_helpdesk_mail(desk)
     desk.clock.now += timedelta(days=364)
     assert purge(desk.settings, desk.store, desk.clock.now) == Purged()
 
 
 def test_a_dry_run_counts_and_removes_nothing(desk: Desk) -> None:
-    number = closed_with_files(desk)
+    number = closed_helpdesk_mail(desk)
     live_with_shared(desk)
     desk.clock.now += YEAR_LATER
     files = files_under(desk.store.blobs.directory)
@@ -171,7 +154,7 @@ def test_a_dry_run_counts_and_removes_nothing(desk: Desk) -> None:
 
 def test_a_dry_run_in_batches_counts_a_blob_shared_across_them(desk: Desk) -> None:
     for n in (1, 2):  # two expired tickets with the same file, one a batch
-        desk.handle(with_files(MARIE, f"Panne {n}", f"body {n}", ("g.pdf", SECRET)))
+        desk.handle(helpdesk_mail(MARIE, f"Panne {n}", f"body {n}", ("g.pdf", SECRET)))
         number = str(desk.tickets()[-1]["number"])
         desk.mail(MARIE, f"Re: [HD {number}]", "CANCEL")
     live_with_shared(desk)  # and a live ticket: its file stays
@@ -261,7 +244,7 @@ def state_of(desk: Desk) -> tuple[object, ...]:
 def many_closed(desk: Desk, count: int) -> None:
     for i in range(count):
         desk.handle(
-            with_files(MARIE, f"Ticket {i}", f"body {i}", (f"f{i}", b"%d" % i * 99),
+            helpdesk_mail(MARIE, f"Ticket {i}", f"body {i}", (f"f{i}", b"%d" % i * 99),
                        ("vpn.pdf", SHARED))
         )  # fmt: skip
         number = str(desk.tickets()[-1]["number"])
@@ -297,7 +280,7 @@ def test_a_purge_cut_between_batches_ends_as_an_uninterrupted_one(
 def test_files_left_by_a_crash_before_the_sweep_go_at_the_next_run(
     desk: Desk,
 ) -> None:
-    closed_with_files(desk)
+    closed_helpdesk_mail(desk)
     desk.clock.now += YEAR_LATER
     policy = desk.settings.retention.policy
 
